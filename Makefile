@@ -1,0 +1,41 @@
+# Two commands for a newcomer: `make run` and `make test`. Each sets up the machine by itself:
+# a bootstrap virtualenv holding uv, then the project's .venv from the lock file.
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: run test lint typecheck unit bench setup clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON) --quiet
+	touch $@
+
+setup: $(VENV)/.synced
+
+run: setup
+	$(VENV)/bin/crazy-gary serve
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(VENV)/bin/pytest
+
+test: lint typecheck unit
+
+bench: setup
+	$(VENV)/bin/python -m bench
+
+clean:
+	rm -rf $(TOOLS) $(VENV) .mypy_cache .pytest_cache .ruff_cache

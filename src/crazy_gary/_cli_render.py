@@ -1,0 +1,140 @@
+"""How the CLI shows endpoints and audit entries: Rich tables and short time words.
+
+Every value from the server goes into a cell as :class:`rich.text.Text`, never as markup, so
+brackets in a URL or an error sentence are printed as they are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+__all__ = [
+    "STATE_STYLES",
+    "audit_table",
+    "format_ago",
+    "format_countdown",
+    "output_console",
+    "status_table",
+]
+
+NONE_MARK = "—"
+# Without a terminal Rich assumes 80 columns and folds URLs over many lines; piped output
+# (grep, less, a log) reads better with whole lines.
+PIPE_WIDTH = 200
+STATE_STYLES = {
+    "running": "green",
+    "starting": "yellow",
+    "stopping": "yellow",
+    "sleeping": "blue",
+    "error": "red",
+    "unknown": "magenta",
+}
+
+
+def output_console() -> Console:
+    """A console on stdout: the terminal's width on a terminal, long lines anywhere else."""
+    console = Console()
+    return console if console.is_terminal else Console(width=PIPE_WIDTH)
+
+
+def _number(value: object) -> float | None:
+    """`value` when it is a number (and not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def format_countdown(seconds: object) -> str:
+    """Seconds left as ``m:ss`` (``845`` → ``14:05``); ``—`` when there is no countdown."""
+    value = _number(seconds)
+    if value is None:
+        return NONE_MARK
+    minutes, rest = divmod(max(int(value), 0), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+def format_ago(timestamp: object, now: float) -> str:
+    """A Unix time as words relative to `now` (``3 min ago``); ``—`` when there is none."""
+    value = _number(timestamp)
+    if value is None:
+        return NONE_MARK
+    elapsed = int(now - value)
+    if elapsed < 5:  # also covers a server clock a little ahead of ours
+        return "just now"
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if elapsed >= size:
+            return f"{elapsed // size} {unit} ago"
+    return f"{elapsed} s ago"
+
+
+def format_time(timestamp: object) -> str:
+    """A Unix time as local ``YYYY-MM-DD HH:MM:SS``; any other value as the server sent it."""
+    value = _number(timestamp)
+    if value is None:
+        return NONE_MARK if timestamp is None else str(timestamp)
+    return dt.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _text(value: object) -> Text:
+    return Text(NONE_MARK if value is None else str(value))
+
+
+def state_text(state: object) -> Text:
+    """An endpoint state, coloured by what it means for a caller."""
+    word = str(state) if state is not None else "unknown"
+    return Text(word, style=STATE_STYLES.get(word, ""))
+
+
+def status_table(endpoints: Mapping[str, Any], now: float) -> Table:
+    """One row per endpoint key: state, HF state, auto-sleep countdown, last activity, url."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table.add_column("endpoint", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("HF state", no_wrap=True)
+    table.add_column("auto-sleep in", justify="right", no_wrap=True)
+    table.add_column("last activity", no_wrap=True)
+    table.add_column("url", overflow="fold")
+    for key, endpoint in endpoints.items():
+        fields = endpoint if isinstance(endpoint, Mapping) else {}
+        table.add_row(
+            Text(str(key), style="bold"),
+            state_text(fields.get("status")),
+            _text(fields.get("hf_state")),
+            Text(format_countdown(fields.get("auto_sleep_in"))),
+            Text(format_ago(fields.get("last_activity"), now)),
+            _text(fields.get("url")),
+        )
+    return table
+
+
+def audit_table(entries: list[Any]) -> Table:
+    """One row per audit entry, in the server's order (newest first)."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for column in ("id", "time", "actor", "operation", "endpoint"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("result", overflow="fold")
+    for entry in entries:
+        fields = entry if isinstance(entry, Mapping) else {}
+        table.add_row(
+            _text(fields.get("id")),
+            Text(format_time(fields.get("timestamp"))),
+            _text(fields.get("actor")),
+            _text(fields.get("operation")),
+            _text(fields.get("model_type")),
+            _result_text(fields),
+        )
+    return table
+
+
+def _result_text(entry: Mapping[str, Any]) -> Text:
+    if entry.get("success"):
+        return Text("ok", style="green")
+    error = entry.get("error")
+    return Text(f"failed: {error}" if error else "failed", style="red")

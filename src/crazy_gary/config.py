@@ -1,0 +1,397 @@
+"""Settings: the only module that reads the environment.
+
+`load_settings()` reads the variables of SPEC §2 and the optional TOML file named by
+`CRAZY_GARY_CONFIG`, and turns any bad value into one :class:`ConfigError` sentence that names
+the variable. Endpoint addresses are parsed here, once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from crazy_gary.errors import ConfigError
+
+__all__ = [
+    "ApiKey",
+    "EndpointSpec",
+    "Role",
+    "Settings",
+    "load_settings",
+    "load_simulator_config",
+    "parse_api_keys",
+    "parse_endpoint_address",
+]
+
+Role = Literal["viewer", "user", "operator"]
+ROLES: tuple[Role, ...] = ("viewer", "user", "operator")
+SIMULATOR_TOKEN = "hf_simulator"
+SIMULATOR_NAMESPACE = "demo"
+CONFIG_VARIABLE = "CRAZY_GARY_CONFIG"
+
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
+_SHORT_FORM = re.compile(rf"^(?P<ns>{_NAME})/(?P<name>{_NAME})$")
+_LONG_FORM = re.compile(
+    rf"^https?://(?:ui\.)?endpoints\.huggingface\.co/(?P<ns>{_NAME})/endpoints/(?P<name>{_NAME})/?$"
+)
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_RATE = re.compile(r"^\s*\d+\s*(/|\s+per\s+)\s*(\d+\s*)?(second|minute|hour|day)s?\s*$", re.IGNORECASE)
+EXPECTED_ADDRESS = "https://endpoints.huggingface.co/{namespace}/endpoints/{name} or {namespace}/{name}"
+
+
+def parse_endpoint_address(value: str) -> tuple[str, str]:
+    """Split an endpoint address into (namespace, name); ValueError names the expected forms."""
+    text = value.strip()
+    match = _LONG_FORM.match(text) or _SHORT_FORM.match(text)
+    if match is None:
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise ValueError(f"'{shown}' is not an endpoint address; expected {EXPECTED_ADDRESS}")
+    return match["ns"], match["name"]
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One API key of `CRAZY_GARY_API_KEYS`; `name` is None when it was given as `role:key`."""
+
+    role: Role
+    key: str
+    name: str | None = None
+
+    def __repr__(self) -> str:  # never show the key itself
+        return f"ApiKey(role={self.role!r}, name={self.name!r})"
+
+
+def parse_api_keys(value: str) -> tuple[ApiKey, ...]:
+    """Parse `role:key` / `name:role:key` items separated by commas; ValueError never echoes a key."""
+    keys: list[ApiKey] = []
+    for position, item in enumerate((part.strip() for part in value.split(",")), start=1):
+        if not item:
+            continue
+        parts = item.split(":")
+        if len(parts) == 2:
+            name, role, key = None, parts[0], parts[1]
+        elif len(parts) == 3:
+            name, role, key = parts[0] or None, parts[1], parts[2]
+        else:
+            raise ValueError(f"item {position} is not role:key or name:role:key")
+        if role not in ROLES:
+            raise ValueError(f"item {position} has role '{role[:20]}'; roles are viewer, user, operator")
+        if len(key) < 8:
+            raise ValueError(f"item {position} has a key shorter than 8 characters")
+        keys.append(ApiKey(role=role, key=key, name=name))
+    return tuple(keys)
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """One endpoint crazy-gary knows, by key (`120b`).
+
+    Managed endpoints have `namespace`/`name` on Hugging Face; unmanaged ones only an `inference_url`.
+    """
+
+    key: str
+    url: str
+    namespace: str | None = None
+    name: str | None = None
+    inference_url: str | None = None
+    fallback: str | None = None
+    price_per_hour: float | None = None
+    auto_sleep: float | None = None
+    wake_timeout: float | None = None
+
+    @property
+    def managed(self) -> bool:
+        return self.inference_url is None
+
+
+class _EndpointEntry(BaseModel):
+    """One `[endpoints.KEY]` table of the TOML file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    inference_url: str | None = None
+    fallback: str | None = None
+    price_per_hour: float | None = Field(default=None, ge=0)
+    auto_sleep: float | None = Field(default=None, ge=0)
+    wake_timeout: float | None = Field(default=None, gt=0)
+
+    @field_validator("inference_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// address")
+        return value.rstrip("/") if value else value
+
+
+def _alias(name: str, default: Any, **constraints: Any) -> Any:
+    return Field(default=default, validation_alias=AliasChoices(name, name.lower()), **constraints)
+
+
+class Settings(BaseSettings):
+    """Every setting of SPEC §2, from the environment, then the TOML file, then the defaults."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
+
+    huggingface_api_key: SecretStr | None = _alias("HUGGINGFACE_API_KEY", None)
+    hf_base_url_120b: str | None = _alias("HF_BASE_URL_120B", None)
+    hf_base_url_20b: str | None = _alias("HF_BASE_URL_20B", None)
+    wake_timeout: float = _alias("ENDPOINT_WAKE_TIMEOUT", 300.0, gt=0)
+    auto_sleep: float = _alias("ENDPOINT_AUTO_SLEEP", 900.0, ge=0)
+    sleep_mode: Literal["scale_to_zero", "pause"] = _alias("ENDPOINT_SLEEP_MODE", "scale_to_zero")
+    endpoints_api_url: str = _alias("HF_ENDPOINTS_API_URL", "https://api.endpoints.huggingface.cloud/v2")
+    simulate: bool | None = _alias("CRAZY_GARY_SIMULATE", None)
+    fallback_wait: float = _alias("CRAZY_GARY_FALLBACK_WAIT", 5.0, ge=0)
+    max_pending: int = _alias("CRAZY_GARY_MAX_PENDING", 256, ge=0)
+    retry_attempts: int = _alias("CRAZY_GARY_RETRY_ATTEMPTS", 3, ge=1, le=20)
+    breaker_failures: int = _alias("CRAZY_GARY_BREAKER_FAILURES", 5, ge=1)
+    breaker_cooldown: float = _alias("CRAZY_GARY_BREAKER_COOLDOWN", 30.0, ge=0)
+    max_body_bytes: int = _alias("CRAZY_GARY_MAX_BODY_BYTES", 10 * 1024 * 1024, ge=1)
+    api_keys_text: SecretStr | None = _alias("CRAZY_GARY_API_KEYS", None)
+    cors_origins: str = _alias("CRAZY_GARY_CORS_ORIGINS", "")
+    rate_limit: str = _alias("CRAZY_GARY_RATE_LIMIT", "120/minute")
+    management_rate_limit: str = _alias("CRAZY_GARY_MANAGEMENT_RATE_LIMIT", "10/minute")
+    database_url: str | None = _alias("CRAZY_GARY_DATABASE_URL", None)
+    redis_url: str | None = _alias("CRAZY_GARY_REDIS_URL", None)
+    redis_prefix: str = _alias("CRAZY_GARY_REDIS_PREFIX", "crazy-gary:")
+    data_dir: Path = _alias("CRAZY_GARY_DATA_DIR", Path("~/.local/share/crazy-gary"))
+    config_file: Path | None = _alias(CONFIG_VARIABLE, None)
+    poll_interval: float = _alias("CRAZY_GARY_POLL_INTERVAL", 10.0, gt=0)
+    poll_fast_interval: float = _alias("CRAZY_GARY_POLL_FAST_INTERVAL", 1.0, gt=0)
+
+    @field_validator("endpoints_api_url")
+    @classmethod
+    def _management_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// address")
+        return value.rstrip("/")
+
+    @field_validator("rate_limit", "management_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        if not _RATE.match(value):
+            raise ValueError(f"'{value[:40]}' is not a rate such as 120/minute")
+        return value.strip()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("hf_base_url_120b", "hf_base_url_20b")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_endpoint_address(value)
+        return value
+
+    @field_validator("api_keys_text")
+    @classmethod
+    def _keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_api_keys(value.get_secret_value())
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = os.environ.get(CONFIG_VARIABLE)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path).expanduser()))
+        return tuple(sources)
+
+    @property
+    def simulating(self) -> bool:
+        """Run against the embedded simulator: asked for, or no Hugging Face token given."""
+        return self.simulate if self.simulate is not None else self.huggingface_api_key is None
+
+    @property
+    def token(self) -> str:
+        """The token for the management API and the endpoints."""
+        if self.huggingface_api_key is not None and not self.simulating:
+            return self.huggingface_api_key.get_secret_value()
+        return SIMULATOR_TOKEN
+
+    @cached_property
+    def api_keys(self) -> tuple[ApiKey, ...]:
+        if self.api_keys_text is None:
+            return ()
+        return parse_api_keys(self.api_keys_text.get_secret_value())
+
+    @cached_property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip())
+
+    @cached_property
+    def endpoints(self) -> dict[str, EndpointSpec]:
+        """The configured endpoints by key: the TOML file's, then the two `HF_BASE_URL_*` ones."""
+        entries = _read_endpoint_entries(self.config_file)
+        specs: dict[str, EndpointSpec] = {}
+        pair = {"120b": self.hf_base_url_120b, "20b": self.hf_base_url_20b}
+        if self.simulating:
+            for key in pair:
+                if pair[key] is None and key not in entries:
+                    pair[key] = (
+                        f"https://endpoints.huggingface.co/{SIMULATOR_NAMESPACE}/endpoints/gpt-oss-{key}"
+                    )
+        for key, entry in entries.items():
+            specs[key] = _spec_from_entry(key, entry)
+        for key, address in pair.items():
+            if address is None:
+                continue
+            namespace, name = parse_endpoint_address(address)
+            base = specs.get(key)
+            fallback = base.fallback if base else ("20b" if key == "120b" else None)
+            specs[key] = EndpointSpec(
+                key=key,
+                url=address,
+                namespace=namespace,
+                name=name,
+                fallback=fallback,
+                price_per_hour=base.price_per_hour if base else None,
+                auto_sleep=base.auto_sleep if base else None,
+                wake_timeout=base.wake_timeout if base else None,
+            )
+        _check_fallbacks(specs)
+        return specs
+
+
+def _read_endpoint_entries(path: Path | None) -> dict[str, _EndpointEntry]:
+    if path is None:
+        return {}
+    try:
+        with path.expanduser().open("rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{CONFIG_VARIABLE}: no file at {path}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{CONFIG_VARIABLE}: cannot read {path}: {exc}") from None
+    tables = document.get("endpoints", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{CONFIG_VARIABLE}: 'endpoints' must be a table of [endpoints.KEY] tables")
+    entries: dict[str, _EndpointEntry] = {}
+    for key, table in tables.items():
+        where = f"{CONFIG_VARIABLE}: endpoints.{key}"
+        if not _KEY.match(key):
+            raise ConfigError(f"{where}: a key is letters, digits, '.', '_' or '-' (at most 64)")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: must be a table")
+        try:
+            entries[key] = _EndpointEntry.model_validate(table)
+        except ValidationError as exc:
+            raise ConfigError(f"{where}: {_first_problem(exc)}") from None
+    return entries
+
+
+def _spec_from_entry(key: str, entry: _EndpointEntry) -> EndpointSpec:
+    where = f"{CONFIG_VARIABLE}: endpoints.{key}"
+    if (entry.url is None) == (entry.inference_url is None):
+        raise ConfigError(f"{where}: give exactly one of url and inference_url")
+    spec = EndpointSpec(
+        key=key,
+        url=entry.url or entry.inference_url or "",
+        inference_url=entry.inference_url,
+        fallback=entry.fallback,
+        price_per_hour=entry.price_per_hour,
+        auto_sleep=entry.auto_sleep,
+        wake_timeout=entry.wake_timeout,
+    )
+    if entry.url is None:
+        return spec
+    try:
+        namespace, name = parse_endpoint_address(entry.url)
+    except ValueError as exc:
+        raise ConfigError(f"{where}.url: {exc}") from None
+    return replace(spec, namespace=namespace, name=name)
+
+
+def _check_fallbacks(specs: dict[str, EndpointSpec]) -> None:
+    for spec in specs.values():
+        if spec.fallback is None:
+            continue
+        if spec.fallback == spec.key:
+            raise ConfigError(f"{CONFIG_VARIABLE}: endpoints.{spec.key}.fallback: cannot fall back to itself")
+        if spec.fallback not in specs:
+            raise ConfigError(
+                f"{CONFIG_VARIABLE}: endpoints.{spec.key}.fallback: no endpoint has the key '{spec.fallback}'"
+            )
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def _variable_problem(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    variable = str(error["loc"][0]).upper() if error["loc"] else "settings"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{variable}: {message}"
+
+
+def load_settings(*, simulate: bool | None = None, **overrides: Any) -> Settings:
+    """Read the settings and check them whole; every problem becomes one ConfigError sentence."""
+    if simulate is not None:
+        overrides["simulate"] = simulate
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_variable_problem(exc)) from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{CONFIG_VARIABLE}: cannot read the file: {exc}") from None
+    if not settings.simulating and settings.huggingface_api_key is None:
+        raise ConfigError("HUGGINGFACE_API_KEY: required unless simulating (CRAZY_GARY_SIMULATE=true)")
+    if not settings.endpoints:
+        raise ConfigError(
+            f"HF_BASE_URL_120B: no endpoints configured; set it and HF_BASE_URL_20B or {CONFIG_VARIABLE}"
+        )
+    return settings
+
+
+def load_simulator_config(**overrides: Any) -> Any:
+    """The simulator's settings (`CRAZY_GARY_SIM_*`), as a `crazy_gary.simulator.SimulatorConfig`."""
+    from crazy_gary.simulator import SimulatorConfig  # the simulator stays an optional part
+
+    try:
+        values = _SimulatorSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(_variable_problem(exc)) from None
+    return SimulatorConfig(
+        token=values.token,
+        cold_start=values.cold_start,
+        tokens_per_second=values.tokens_per_second,
+        initial_state=values.initial_state,
+    )
+
+
+class _SimulatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
+
+    token: str = _alias("CRAZY_GARY_SIM_TOKEN", SIMULATOR_TOKEN, min_length=1)
+    cold_start: float = _alias("CRAZY_GARY_SIM_COLD_START", 20.0, ge=0)
+    tokens_per_second: float = _alias("CRAZY_GARY_SIM_TOKENS_PER_SECOND", 50.0, gt=0)
+    initial_state: Literal["scaledToZero", "paused", "running", "failed", "initializing", "pending"] = _alias(
+        "CRAZY_GARY_SIM_INITIAL_STATE", "scaledToZero"
+    )

@@ -1,0 +1,64 @@
+"""The auto-sleep reaper: puts a running endpoint to sleep `auto_sleep` seconds after its last inference.
+
+It sleeps on the injected clock until the earliest deadline, and is woken early whenever activity,
+in-flight counts or states change. It never sleeps an endpoint with a request in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+from crazy_gary.clock import Clock, wait_event
+from crazy_gary.core.endpoint import Endpoint
+
+__all__ = ["AutoSleeper"]
+
+
+class AutoSleeper:
+    """One reaper for all endpoints; `sleep` is called for each endpoint that is due."""
+
+    def __init__(
+        self, endpoints: Iterable[Endpoint], clock: Clock, *, sleep: Callable[[Endpoint], None]
+    ) -> None:
+        self._endpoints = list(endpoints)
+        self._clock = clock
+        self._sleep = sleep
+        self._kick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def kick(self) -> None:
+        """Something changed: look at the deadlines again."""
+        self._kick.set()
+
+    def reap(self) -> float | None:
+        """Sleep every endpoint that is due and idle; return the next deadline, if any."""
+        now = self._clock.now()
+        next_due: float | None = None
+        for endpoint in self._endpoints:
+            due = endpoint.sleep_due()
+            if due is None:
+                continue
+            if due <= now:
+                if endpoint.in_flight == 0:
+                    self._sleep(endpoint)
+                continue
+            next_due = due if next_due is None else min(next_due, due)
+        return next_due
+
+    async def _run(self) -> None:
+        while True:
+            self._kick.clear()
+            next_due = self.reap()
+            timeout = None if next_due is None else next_due - self._clock.now()
+            await wait_event(self._clock, self._kick, timeout)

@@ -1,0 +1,114 @@
+"""The live record of one endpoint inside the manager, and the state derived from it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Literal
+
+from crazy_gary.config import EndpointSpec
+from crazy_gary.core.costs import price_for
+from crazy_gary.core.ports import UpstreamEndpoint
+from crazy_gary.core.status import EndpointStatus, EndpointView, status_from_hf
+
+__all__ = ["Endpoint", "Operation"]
+
+Operation = Literal["wake", "sleep"]
+SLEEPING_HF_STATES = frozenset({"scaledToZero", "paused"})
+
+
+@dataclass(eq=False)
+class Endpoint:
+    """Everything the manager knows about one endpoint; mutated only by the manager's tasks."""
+
+    spec: EndpointSpec
+    auto_sleep: float
+    wake_timeout: float
+    upstream: UpstreamEndpoint | None = None
+    reachable: bool = False
+    seen: bool = False
+    operation: Operation | None = None
+    task: asyncio.Task[None] | None = None
+    failure: str | None = None
+    last_error: str | None = None
+    poll_error: str | None = None
+    last_activity: float | None = None
+    wake_time: float | None = None
+    sleep_time: float | None = None
+    running_since: float | None = None
+    in_flight: int = 0
+    _updated: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    @property
+    def hf_state(self) -> str | None:
+        return self.upstream.state if self.upstream and self.reachable else None
+
+    @property
+    def hf_running(self) -> bool:
+        return self.hf_state == "running"
+
+    @property
+    def hf_sleeping(self) -> bool:
+        return self.hf_state in SLEEPING_HF_STATES
+
+    def updated(self) -> asyncio.Event:
+        """An event set at the next change of this endpoint (take it before reading the state)."""
+        return self._updated
+
+    def notify(self) -> None:
+        """Wake everyone waiting on this endpoint's next change."""
+        previous, self._updated = self._updated, asyncio.Event()
+        previous.set()
+
+    def status(self) -> EndpointStatus:
+        """SPEC §3: derived from HF's state, the operation in progress and a failed wake."""
+        if not self.spec.managed:
+            return EndpointStatus.RUNNING if self.reachable else EndpointStatus.UNKNOWN
+        if self.operation == "wake" and not self.hf_running:
+            return EndpointStatus.STARTING
+        if self.operation == "sleep" and not self.hf_sleeping:
+            return EndpointStatus.STOPPING
+        if self.failure is not None and not self.hf_running:
+            return EndpointStatus.ERROR
+        if not self.reachable:
+            return EndpointStatus.UNKNOWN
+        return status_from_hf(self.hf_state)
+
+    def sleep_due(self) -> float | None:
+        """Wall time at which auto-sleep is due, or None when it does not apply now."""
+        if not self.spec.managed or self.auto_sleep <= 0 or self.operation is not None:
+            return None
+        if self.status() is not EndpointStatus.RUNNING or self.running_since is None:
+            return None
+        since = max(self.running_since, self.last_activity or 0.0)
+        return since + self.auto_sleep
+
+    def view(self, now: float) -> EndpointView:
+        """A frozen picture of this endpoint at wall time `now`."""
+        due = self.sleep_due()
+        upstream = self.upstream
+        instance = upstream.instance if upstream else None
+        price = self.spec.price_per_hour if self.spec.price_per_hour is not None else price_for(instance)
+        return EndpointView(
+            key=self.key,
+            status=self.status(),
+            url=self.spec.url,
+            last_activity=self.last_activity,
+            wake_time=self.wake_time,
+            sleep_time=self.sleep_time,
+            auto_sleep_in=None if due is None else max(0.0, due - now),
+            hf_state=self.hf_state,
+            name=self.spec.name,
+            namespace=self.spec.namespace,
+            model=upstream.repository if upstream else None,
+            instance=instance,
+            price_per_hour=price,
+            managed=self.spec.managed,
+            in_flight=self.in_flight,
+            operation=self.operation,
+            error=self.failure or self.last_error or self.poll_error,
+        )

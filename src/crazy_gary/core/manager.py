@@ -1,0 +1,378 @@
+"""HuggingFaceEndpointManager: status, single-flight wake, sleep, activity and in-flight counting.
+
+Operations return at once and finish in background tasks owned by the manager. Status is learnt
+by one poller per namespace (`crazy_gary.core.poller`); callers only ever read the cached state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from crazy_gary.clock import Clock, wait_event
+from crazy_gary.config import EndpointSpec, Settings
+from crazy_gary.core.autosleep import AutoSleeper
+from crazy_gary.core.endpoint import Endpoint, Operation
+from crazy_gary.core.poller import StatusPoller
+from crazy_gary.core.ports import ManagementAPI
+from crazy_gary.core.status import EndpointStatus, EndpointView
+from crazy_gary.errors import EndpointNotFound, ManagementError, ManagementUnavailable
+
+__all__ = ["HuggingFaceEndpointManager", "ManagerEvent", "OperationResult"]
+
+logger = logging.getLogger(__name__)
+DRAIN_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    """What a wake or sleep request did: `started` is False when nothing needed doing or one was running."""
+
+    key: str
+    status: EndpointStatus
+    started: bool
+
+
+@dataclass(frozen=True)
+class ManagerEvent:
+    """Something observers may want to know: an operation's start or end, or a state change."""
+
+    kind: str  # "operation", "operation_done", "state"
+    key: str
+    operation: str | None = None
+    actor: str | None = None
+    success: bool | None = None
+    error: str | None = None
+    status: str | None = None
+
+
+class HuggingFaceEndpointManager:
+    """Owns every configured endpoint's live record and the tasks that change it."""
+
+    def __init__(
+        self,
+        specs: Iterable[EndpointSpec],
+        management: ManagementAPI,
+        clock: Clock,
+        *,
+        wake_timeout: float = 300.0,
+        auto_sleep: float = 900.0,
+        sleep_mode: str = "scale_to_zero",
+        poll_interval: float = 10.0,
+        poll_fast_interval: float = 1.0,
+    ) -> None:
+        self._clock = clock
+        self._management = management
+        self._sleep_mode = sleep_mode
+        self._endpoints: dict[str, Endpoint] = {
+            spec.key: Endpoint(
+                spec=spec,
+                auto_sleep=spec.auto_sleep if spec.auto_sleep is not None else auto_sleep,
+                wake_timeout=spec.wake_timeout if spec.wake_timeout is not None else wake_timeout,
+            )
+            for spec in specs
+        }
+        self._observers: list[Callable[[ManagerEvent], None]] = []
+        self._poller = StatusPoller(
+            self._endpoints.values(),
+            management,
+            clock,
+            interval=poll_interval,
+            fast_interval=poll_fast_interval,
+            on_change=self._state_changed,
+        )
+        self._autosleep = AutoSleeper(self._endpoints.values(), clock, sleep=self._auto_sleep)
+        self._operations: set[asyncio.Task[None]] = set()
+        self._started = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, management: ManagementAPI, clock: Clock
+    ) -> HuggingFaceEndpointManager:
+        """The manager as the settings describe it."""
+        return cls(
+            settings.endpoints.values(),
+            management,
+            clock,
+            wake_timeout=settings.wake_timeout,
+            auto_sleep=settings.auto_sleep,
+            sleep_mode=settings.sleep_mode,
+            poll_interval=settings.poll_interval,
+            poll_fast_interval=settings.poll_fast_interval,
+        )
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the pollers and the auto-sleep reaper."""
+        if not self._started:
+            self._started = True
+            self._poller.start()
+            self._autosleep.start()
+
+    async def close(self) -> None:
+        """Cancel and await every background task."""
+        tasks = list(self._operations)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._autosleep.close()
+        await self._poller.close()
+
+    async def __aenter__(self) -> HuggingFaceEndpointManager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def subscribe(self, observer: Callable[[ManagerEvent], None]) -> None:
+        """Call `observer` with every ManagerEvent (it must not block)."""
+        self._observers.append(observer)
+
+    # -- reading ------------------------------------------------------------------------------
+    @property
+    def keys(self) -> list[str]:
+        return list(self._endpoints)
+
+    @property
+    def ready(self) -> bool:
+        """Every endpoint has been read once, or marked unknown."""
+        return all(endpoint.seen for endpoint in self._endpoints.values())
+
+    def resolve(self, model: str) -> str:
+        """The key of the endpoint called `model`: its key, its HF name or its repository."""
+        if model in self._endpoints:
+            return model
+        for endpoint in self._endpoints.values():
+            upstream = endpoint.upstream
+            if model == endpoint.spec.name or (upstream and model == upstream.repository):
+                return endpoint.key
+        raise EndpointNotFound(model)
+
+    def spec(self, key: str) -> EndpointSpec:
+        return self._endpoint(key).spec
+
+    def wake_timeout(self, key: str) -> float:
+        """Seconds a wake of this endpoint may take."""
+        return self._endpoint(key).wake_timeout
+
+    def status(self, key: str) -> EndpointView:
+        """The endpoint's current view; never calls upstream and never counts as activity."""
+        return self._endpoint(key).view(self._clock.now())
+
+    def all_status(self) -> dict[str, EndpointView]:
+        now = self._clock.now()
+        return {key: endpoint.view(now) for key, endpoint in self._endpoints.items()}
+
+    # -- operations ---------------------------------------------------------------------------
+    def wake(self, key: str, *, actor: str = "api") -> OperationResult:
+        """Start waking the endpoint; one wake per endpoint however many callers ask."""
+        endpoint = self._endpoint(key)
+        status = endpoint.status()
+        if not endpoint.spec.managed or status is EndpointStatus.RUNNING or endpoint.operation == "wake":
+            return OperationResult(key, status, started=False)
+        self._begin(endpoint, "wake", actor)
+        return OperationResult(key, endpoint.status(), started=True)
+
+    def sleep(self, key: str, *, actor: str = "api") -> OperationResult:
+        """Start putting the endpoint to sleep (by `ENDPOINT_SLEEP_MODE`), after its requests drain."""
+        endpoint = self._endpoint(key)
+        status = endpoint.status()
+        if not endpoint.spec.managed or status is EndpointStatus.SLEEPING or endpoint.operation == "sleep":
+            return OperationResult(key, status, started=False)
+        self._begin(endpoint, "sleep", actor)
+        return OperationResult(key, endpoint.status(), started=True)
+
+    async def wait_for(self, key: str, wanted: set[EndpointStatus], timeout: float) -> EndpointView:
+        """Wait until the endpoint's status is one of `wanted` (or `timeout` seconds); return its view."""
+        endpoint = self._endpoint(key)
+        deadline = self._clock.monotonic() + timeout
+        while True:
+            updated = endpoint.updated()
+            if endpoint.status() in wanted:
+                break
+            remaining = deadline - self._clock.monotonic()
+            if remaining <= 0 or not await wait_event(self._clock, updated, remaining):
+                break
+        return self.status(key)
+
+    # -- activity -----------------------------------------------------------------------------
+    def record_activity(self, key: str) -> None:
+        """An inference request started or ended on this endpoint."""
+        endpoint = self._endpoint(key)
+        endpoint.last_activity = self._clock.now()
+        self._autosleep.kick()
+
+    @contextlib.asynccontextmanager
+    async def in_flight(self, key: str) -> AsyncIterator[None]:
+        """Count a request as in flight, with activity recorded at its start and its end."""
+        endpoint = self._endpoint(key)
+        endpoint.in_flight += 1
+        self.record_activity(key)
+        try:
+            yield
+        finally:
+            endpoint.in_flight -= 1
+            self.record_activity(key)
+            endpoint.notify()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _endpoint(self, key: str) -> Endpoint:
+        try:
+            return self._endpoints[key]
+        except KeyError:
+            raise EndpointNotFound(key) from None
+
+    def _emit(self, event: ManagerEvent) -> None:
+        for observer in self._observers:
+            observer(event)
+
+    def _state_changed(self, endpoint: Endpoint, before: EndpointStatus) -> None:
+        after = endpoint.status()
+        if after is EndpointStatus.RUNNING and before is not EndpointStatus.RUNNING:
+            endpoint.running_since = self._clock.now()
+            self._autosleep.kick()
+        if after is not before:
+            self._emit(ManagerEvent("state", endpoint.key, status=after.value))
+
+    def _begin(self, endpoint: Endpoint, operation: Operation, actor: str) -> None:
+        previous = endpoint.task
+        before = endpoint.status()
+        endpoint.operation = operation
+        endpoint.failure = None
+        endpoint.last_error = None
+        if operation == "wake":
+            endpoint.wake_time = self._clock.now()
+        else:
+            endpoint.sleep_time = self._clock.now()
+        runner = self._run_wake if operation == "wake" else self._run_sleep
+        task = asyncio.create_task(self._operate(endpoint, operation, actor, runner, previous))
+        endpoint.task = task
+        self._operations.add(task)
+        task.add_done_callback(self._operations.discard)
+        self._emit(ManagerEvent("operation", endpoint.key, operation=operation, actor=actor))
+        self._poller.hurry(endpoint)
+        self._state_changed(endpoint, before)
+        endpoint.notify()
+
+    async def _operate(
+        self,
+        endpoint: Endpoint,
+        operation: Operation,
+        actor: str,
+        runner: Callable[[Endpoint], Awaitable[None]],
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        if previous is not None and not previous.done():
+            previous.cancel()
+            await asyncio.gather(previous, return_exceptions=True)
+        error: str | None = None
+        try:
+            await runner(endpoint)
+        except ManagementError as exc:
+            error = exc.message
+        except _OperationFailed as exc:
+            error = str(exc)
+        finally:
+            if endpoint.task is asyncio.current_task():
+                before = endpoint.status()
+                endpoint.operation = None
+                endpoint.task = None
+                if error is not None:
+                    endpoint.last_error = error
+                    if operation == "wake":
+                        endpoint.failure = error
+                self._state_changed(endpoint, before)
+                endpoint.notify()
+                self._autosleep.kick()
+        self._emit(
+            ManagerEvent(
+                "operation_done",
+                endpoint.key,
+                operation=operation,
+                actor=actor,
+                success=error is None,
+                error=error,
+            )
+        )
+        if error is not None:
+            logger.warning("%s of %s failed: %s", operation, endpoint.key, error)
+
+    async def _run_wake(self, endpoint: Endpoint) -> None:
+        namespace, name = _address(endpoint)
+        deadline = self._clock.monotonic() + endpoint.wake_timeout
+        await self._start_upstream(endpoint, namespace, name, deadline)
+        while True:
+            updated = endpoint.updated()
+            if endpoint.hf_running:
+                return
+            if endpoint.hf_state in ("failed", "updateFailed"):
+                raise _OperationFailed(
+                    f"Endpoint {endpoint.key} failed while starting ({endpoint.hf_state})."
+                )
+            remaining = deadline - self._clock.monotonic()
+            if remaining <= 0:
+                raise _OperationFailed(
+                    f"Endpoint {endpoint.key} did not start within {endpoint.wake_timeout:g} seconds."
+                )
+            await wait_event(self._clock, updated, remaining)
+
+    async def _start_upstream(self, endpoint: Endpoint, namespace: str, name: str, deadline: float) -> None:
+        """Ask HF to start the endpoint; a passing fault of the management API is tried again."""
+        while True:
+            try:
+                current = await self._management.get(namespace, name)
+                self._poller.apply(endpoint, current)
+                if current.state == "scaledToZero" and current.url:
+                    await self._management.poke(current.url)
+                elif current.state in ("paused", "scaledToZero", "failed", "updateFailed"):
+                    self._poller.apply(endpoint, await self._management.resume(namespace, name))
+                return
+            except ManagementError as exc:
+                if not _transient(exc) or self._clock.monotonic() >= deadline:
+                    raise
+            await self._clock.sleep(self._poller.fast_interval)
+
+    async def _run_sleep(self, endpoint: Endpoint) -> None:
+        namespace, name = _address(endpoint)
+        drain_deadline = self._clock.monotonic() + DRAIN_TIMEOUT
+        while endpoint.in_flight > 0:
+            updated = endpoint.updated()
+            remaining = drain_deadline - self._clock.monotonic()
+            if remaining <= 0:
+                break
+            await wait_event(self._clock, updated, remaining)
+        if self._sleep_mode == "pause":
+            upstream = await self._management.pause(namespace, name)
+        else:
+            upstream = await self._management.scale_to_zero(namespace, name)
+        self._poller.apply(endpoint, upstream)
+        deadline = self._clock.monotonic() + endpoint.wake_timeout
+        while not endpoint.hf_sleeping:
+            updated = endpoint.updated()
+            remaining = deadline - self._clock.monotonic()
+            if remaining <= 0:
+                raise _OperationFailed(
+                    f"Endpoint {endpoint.key} did not stop within {endpoint.wake_timeout:g} s."
+                )
+            await wait_event(self._clock, updated, remaining)
+
+    def _auto_sleep(self, endpoint: Endpoint) -> None:
+        self.sleep(endpoint.key, actor="auto-sleep")
+
+
+class _OperationFailed(Exception):
+    """An operation ended without reaching its state; the message is shown to users."""
+
+
+def _transient(exc: ManagementError) -> bool:
+    return isinstance(exc, ManagementUnavailable)
+
+
+def _address(endpoint: Endpoint) -> tuple[str, str]:
+    spec = endpoint.spec
+    assert spec.namespace is not None and spec.name is not None, "only managed endpoints are operated"
+    return spec.namespace, spec.name

@@ -1,0 +1,58 @@
+"""What the core needs from the outside world, as protocols; adapters in `crazy_gary.hf` fill them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["ManagementAPI", "UpstreamEndpoint"]
+
+
+@dataclass(frozen=True)
+class UpstreamEndpoint:
+    """What the Hugging Face management API says about one endpoint."""
+
+    namespace: str
+    name: str
+    state: str
+    url: str | None = None
+    repository: str | None = None
+    vendor: str | None = None
+    region: str | None = None
+    instance_type: str | None = None
+    instance_size: str | None = None
+    message: str | None = None
+
+    @property
+    def instance(self) -> str | None:
+        """`aws nvidia-h200 x1`, the form of HF's price list."""
+        parts = [part for part in (self.vendor, self.instance_type, self.instance_size) if part]
+        return " ".join(parts) if parts else None
+
+
+class ManagementAPI(Protocol):
+    """The management API of Hugging Face Inference Endpoints, asynchronously.
+
+    Every method raises `crazy_gary.errors.ManagementError` subclasses, never a library's own errors.
+    """
+
+    async def list(self, namespace: str) -> list[UpstreamEndpoint]:
+        """Every endpoint of a namespace, in one call."""
+
+    async def get(self, namespace: str, name: str) -> UpstreamEndpoint:
+        """One endpoint."""
+
+    async def resume(self, namespace: str, name: str) -> UpstreamEndpoint:
+        """Resume a paused endpoint (running already is fine)."""
+
+    async def pause(self, namespace: str, name: str) -> UpstreamEndpoint:
+        """Pause: no replica until an explicit resume."""
+
+    async def scale_to_zero(self, namespace: str, name: str) -> UpstreamEndpoint:
+        """Scale to zero: no replica until the next request."""
+
+    async def poke(self, url: str) -> None:
+        """Send one request to a scaled-to-zero endpoint's address so that it starts a replica."""
+
+    async def probe(self, url: str) -> bool:
+        """True when an unmanaged endpoint's health route answers."""

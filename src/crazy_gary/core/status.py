@@ -1,0 +1,88 @@
+"""Endpoint states (SPEC §3) and the view of one endpoint that every interface shows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["EndpointStatus", "EndpointView", "status_from_hf"]
+
+
+class EndpointStatus(StrEnum):
+    """crazy-gary's state of an endpoint."""
+
+    RUNNING = "running"
+    SLEEPING = "sleeping"
+    STARTING = "starting"
+    STOPPING = "stopping"
+    ERROR = "error"
+    UNKNOWN = "unknown"
+
+
+_FROM_HF: dict[str, EndpointStatus] = {
+    "running": EndpointStatus.RUNNING,
+    "scaledToZero": EndpointStatus.SLEEPING,
+    "paused": EndpointStatus.SLEEPING,
+    "pending": EndpointStatus.STARTING,
+    "initializing": EndpointStatus.STARTING,
+    "updating": EndpointStatus.STARTING,
+    "failed": EndpointStatus.ERROR,
+    "updateFailed": EndpointStatus.ERROR,
+}
+
+
+def status_from_hf(hf_state: str | None) -> EndpointStatus:
+    """Map HF's `status.state` to ours; anything unexpected is `unknown`."""
+    if hf_state is None:
+        return EndpointStatus.UNKNOWN
+    return _FROM_HF.get(hf_state, EndpointStatus.UNKNOWN)
+
+
+def _whole(seconds: float | None) -> int | None:
+    return None if seconds is None else math.floor(seconds)
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    """One endpoint as the REST API, the CLI and HarmonyClient show it."""
+
+    key: str
+    status: EndpointStatus
+    url: str
+    last_activity: float | None
+    wake_time: float | None
+    sleep_time: float | None
+    auto_sleep_in: float | None
+    hf_state: str | None
+    name: str | None
+    namespace: str | None
+    model: str | None
+    instance: str | None
+    price_per_hour: float | None
+    managed: bool
+    in_flight: int
+    operation: str | None
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The endpoint object of SPEC §4: the seed's six fields first, times as integer seconds."""
+        return {
+            "status": self.status.value,
+            "url": self.url,
+            "last_activity": _whole(self.last_activity),
+            "wake_time": _whole(self.wake_time),
+            "sleep_time": _whole(self.sleep_time),
+            "auto_sleep_in": _whole(self.auto_sleep_in),
+            "hf_state": self.hf_state,
+            "name": self.name,
+            "namespace": self.namespace,
+            "model": self.model,
+            "instance": self.instance,
+            "price_per_hour": self.price_per_hour,
+            "managed": self.managed,
+            "in_flight": self.in_flight,
+            "operation": self.operation,
+            "error": self.error,
+        }

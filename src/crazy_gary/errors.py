@@ -1,0 +1,87 @@
+"""The one exception tree of crazy-gary.
+
+    CrazyGaryError
+    ├── ConfigError              a setting is missing or malformed (start-up stops, exit 2)
+    ├── EndpointNotFound         no configured endpoint has that key or name
+    ├── WakeTimeout              an endpoint did not run within its wake timeout
+    └── ManagementError          the Hugging Face management API failed us
+        ├── ManagementAuthError  it refused HUGGINGFACE_API_KEY (401/403)
+        ├── ManagementUnavailable it could not be reached, or kept answering 5xx/429
+        └── ManagementRejected   it refused the operation (4xx), e.g. resuming a failed endpoint
+
+Errors of the libraries below are translated into these at one boundary, with ``raise … from exc``.
+Every error carries a ``code`` (snake_case) that the web layer puts in its JSON error shape.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "CrazyGaryError",
+    "EndpointNotFound",
+    "ManagementAuthError",
+    "ManagementError",
+    "ManagementRejected",
+    "ManagementUnavailable",
+    "WakeTimeout",
+]
+
+
+class CrazyGaryError(Exception):
+    """Root of every error crazy-gary raises on purpose."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(CrazyGaryError):
+    """A setting is missing or malformed; the message names the variable."""
+
+    code = "invalid_configuration"
+
+
+class EndpointNotFound(CrazyGaryError):
+    """No configured endpoint answers to this key, name or repository."""
+
+    code = "endpoint_not_found"
+
+    def __init__(self, model_type: str) -> None:
+        super().__init__(f"Unknown endpoint '{model_type}'.")
+        self.model_type = model_type
+
+
+class WakeTimeout(CrazyGaryError):
+    """An endpoint did not reach `running` within its wake timeout."""
+
+    code = "wake_timeout"
+
+
+class ManagementError(CrazyGaryError):
+    """The Hugging Face management API did not do what was asked."""
+
+    code = "upstream_error"
+
+
+class ManagementAuthError(ManagementError):
+    """Hugging Face refused the token (401 or 403)."""
+
+    code = "upstream_unauthorized"
+
+
+class ManagementUnavailable(ManagementError):
+    """The management API could not be reached or kept failing after retries."""
+
+    code = "upstream_unavailable"
+
+
+class ManagementRejected(ManagementError):
+    """The management API refused the operation with a 4xx answer."""
+
+    code = "upstream_rejected"
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code

@@ -1,0 +1,108 @@
+"""Everything the simulator knows: the endpoints, the call counts, the faults and the dice."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from crazy_gary.clock import Clock
+
+from ._catalog import seed_specs
+from ._config import SimulatorConfig
+from ._state import PENDING_SECONDS, EndpointRecord
+
+__all__ = ["CALL_KINDS", "ManagementFaults", "World"]
+
+#: The per-endpoint counters of `GET /_sim/calls`, in the order they are shown.
+CALL_KINDS = ("get", "resume", "pause", "scale-to-zero", "update", "delete", "inference", "starts")
+
+# States whose replicas are billed, for the accelerator quota of `GET /provider/{ns}`.
+_BILLING_STATES = frozenset({"initializing", "updating", "running"})
+
+
+@dataclass
+class ManagementFaults:
+    """Faults of the management API itself."""
+
+    error_rate: float = 0.0
+    error_status: int = 503
+    latency_ms: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class World:
+    """The simulated namespace and the simulator's own bookkeeping; :meth:`reset` restores the start."""
+
+    def __init__(self, config: SimulatorConfig, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.records: dict[str, EndpointRecord] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """Put every endpoint, setting, counter and the random generator back as at start."""
+        for record in self.records.values():
+            record.set_state("paused", self.clock.now())  # wakes requests held on the old records
+        now = self.clock.now()
+        self.rng = random.Random(self.config.seed)
+        self.management = ManagementFaults()
+        self.records = {
+            name: EndpointRecord(
+                name, spec, now=now, state=self.config.initial_state, cold_start=self.config.cold_start
+            )
+            for name, spec in seed_specs().items()
+        }
+        self.calls: dict[str, dict[str, int]] = {name: _zero_counts() for name in self.records}
+        self.list_calls = 0
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def count(self, name: str, kind: str) -> None:
+        self.calls.setdefault(name, _zero_counts())[kind] += 1
+
+    def roll(self, rate: float) -> bool:
+        """True with probability `rate`, from the app's seeded generator."""
+        return rate > 0 and self.rng.random() < rate
+
+    def start(self, record: EndpointRecord) -> None:
+        """Begin a cold start of `record` now, and count it."""
+        record.begin_start(self.now())
+        self.count(record.name, "starts")
+
+    def create(self, name: str, spec: dict[str, Any]) -> EndpointRecord:
+        """Add an endpoint that is `pending` for a second, then initializes."""
+        now = self.now()
+        record = EndpointRecord(name, spec, now=now, state="scaledToZero", cold_start=self.config.cold_start)
+        record.begin_start(now, pending_for=PENDING_SECONDS)
+        self.records[name] = record
+        self.calls.setdefault(name, _zero_counts())
+        self.count(name, "starts")
+        return record
+
+    def delete(self, name: str) -> None:
+        record = self.records.pop(name)
+        record.set_state("paused", self.now())  # wakes requests held on it; they find it gone
+
+    def calls_json(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {name: dict(counts) for name, counts in self.calls.items()}
+        answer["_list"] = self.list_calls
+        return answer
+
+    def accelerators_in_use(self) -> list[tuple[str, int]]:
+        """(instanceType, accelerators) of every endpoint that has a billed replica now."""
+        now = self.now()
+        used = []
+        for record in self.records.values():
+            if record.state(now) in _BILLING_STATES:
+                compute = record.spec["compute"]
+                size = str(compute.get("instanceSize", "x1")).lstrip("x")
+                used.append((str(compute["instanceType"]), int(size) if size.isdigit() else 1))
+        return used
+
+
+def _zero_counts() -> dict[str, int]:
+    return dict.fromkeys(CALL_KINDS, 0)

@@ -1,0 +1,65 @@
+"""The FastAPI app factory: every shared object is built here once and closed in the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from crazy_gary.clock import Clock, SystemClock
+from crazy_gary.config import ApiKey, Settings
+from crazy_gary.core.manager import HuggingFaceEndpointManager
+from crazy_gary.core.ports import ManagementAPI
+from crazy_gary.hf.management import HfManagement
+from crazy_gary.web.auth import KeyRing
+from crazy_gary.web.errors import install_error_handlers
+from crazy_gary.web.routes import router
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    management: ManagementAPI | None = None,
+    management_url: str | None = None,
+    extra_keys: Sequence[ApiKey] = (),
+) -> FastAPI:
+    """The crazy-gary app. `management_url` overrides `HF_ENDPOINTS_API_URL` (the embedded simulator's)."""
+    clock = clock or SystemClock()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = None
+        api = management
+        if api is None:
+            owned = api = HfManagement(settings.token, management_url or settings.endpoints_api_url)
+        app.state.manager = HuggingFaceEndpointManager.from_settings(settings, api, clock)
+        try:
+            async with app.state.manager:
+                yield
+        finally:
+            if owned is not None:
+                await owned.aclose()
+
+    app = FastAPI(
+        title="crazy-gary",
+        summary="Keeps LLMs on Hugging Face Inference Endpoints cheap and always answering.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.keyring = KeyRing([*settings.api_keys, *extra_keys])
+    install_error_handlers(app)
+    app.include_router(router)
+    page = resources.files("crazy_gary.web").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    return app

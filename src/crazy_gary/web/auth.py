@@ -1,0 +1,79 @@
+"""API keys and roles: Bearer keys, viewer < user < operator, compared in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from crazy_gary.config import ApiKey, Role
+from crazy_gary.web.errors import ApiError
+
+__all__ = ["Caller", "KeyRing", "require"]
+
+_RANK: dict[str, int] = {"viewer": 0, "user": 1, "operator": 2}
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made a request: the key's role and how the audit log names it (never the key)."""
+
+    role: Role
+    actor: str
+
+
+def _actor(key: ApiKey) -> str:
+    if key.name:
+        return key.name
+    digest = hashlib.sha256(key.key.encode()).hexdigest()[:8]
+    return f"{key.role}:{digest}"
+
+
+class KeyRing:
+    """The configured keys; looks a presented key up without timing leaks."""
+
+    def __init__(self, keys: Sequence[ApiKey]) -> None:
+        self._keys = [(key.key.encode(), Caller(key.role, _actor(key))) for key in keys]
+
+    def identify(self, presented: str) -> Caller | None:
+        candidate = presented.encode()
+        found: Caller | None = None
+        for secret, caller in self._keys:  # look at every key: the time taken says nothing
+            if hmac.compare_digest(secret, candidate):
+                found = caller
+        return found
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def require(role: Role) -> Callable[[Request], Awaitable[Caller]]:
+    """A FastAPI dependency admitting keys of `role` or higher."""
+
+    async def dependency(request: Request) -> Caller:
+        keyring: KeyRing = request.app.state.keyring
+        presented = _bearer(request)
+        if presented is None:
+            raise ApiError(
+                401, "missing_key", "An API key is required: send Authorization: Bearer <key>.", _CHALLENGE
+            )
+        caller = keyring.identify(presented)
+        if caller is None:
+            raise ApiError(401, "invalid_key", "The API key is not valid.", _CHALLENGE)
+        if _RANK[caller.role] < _RANK[role]:
+            raise ApiError(
+                403, "forbidden", f"This needs the {role} role; the key has the {caller.role} role."
+            )
+        request.state.caller = caller
+        return caller
+
+    return dependency

@@ -1,0 +1,144 @@
+"""The endpoints REST API of SPEC §4: status, wake and sleep, and the health routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from crazy_gary.core.manager import HuggingFaceEndpointManager, OperationResult
+from crazy_gary.core.status import EndpointStatus
+from crazy_gary.web.auth import Caller, require
+from crazy_gary.web.errors import error_response
+
+__all__ = ["router"]
+
+router = APIRouter()
+Viewer = Annotated[Caller, Depends(require("viewer"))]
+Operator = Annotated[Caller, Depends(require("operator"))]
+Wait = Annotated[bool, Query(description="Answer only when the operation has finished (or timed out).")]
+ModelType = Annotated[str, "the endpoint key, e.g. 120b"]
+
+_WAKE_DONE = {EndpointStatus.RUNNING, EndpointStatus.ERROR}
+_SLEEP_DONE = {EndpointStatus.SLEEPING, EndpointStatus.ERROR, EndpointStatus.RUNNING}
+_MARGIN = 1.0  # seconds beyond the operation's own timeout, so the manager decides first
+
+
+def _manager(request: Request) -> HuggingFaceEndpointManager:
+    manager: HuggingFaceEndpointManager = request.app.state.manager
+    return manager
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz() -> dict[str, Any]:
+    """Liveness: the process answers."""
+    return {"success": True, "status": "ok"}
+
+
+@router.get("/readyz", tags=["health"])
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: every endpoint has been read once (or marked unknown)."""
+    if _manager(request).ready:
+        return JSONResponse({"success": True, "status": "ready"})
+    return error_response(503, "not_ready", "Endpoint states have not been read yet.", {"Retry-After": "1"})
+
+
+@router.get("/api/endpoints/status", tags=["endpoints"])
+async def all_status(request: Request, caller: Viewer) -> dict[str, Any]:
+    """Every endpoint's state; never calls Hugging Face and never counts as activity."""
+    views = _manager(request).all_status()
+    return {"success": True, "endpoints": {key: view.to_dict() for key, view in views.items()}}
+
+
+@router.get("/api/endpoints/status/{model_type}", tags=["endpoints"])
+async def one_status(request: Request, model_type: str, caller: Viewer) -> dict[str, Any]:
+    """One endpoint's state."""
+    manager = _manager(request)
+    key = manager.resolve(model_type)
+    return {"success": True, "model_type": key, **manager.status(key).to_dict()}
+
+
+@router.post("/api/endpoints/wake", tags=["endpoints"])
+async def wake_all(request: Request, caller: Operator, wait: Wait = False) -> JSONResponse:
+    """Wake every managed endpoint."""
+    return await _operate_all(request, caller, "wake", wait)
+
+
+@router.post("/api/endpoints/wake/{model_type}", tags=["endpoints"])
+async def wake_one(request: Request, model_type: str, caller: Operator, wait: Wait = False) -> JSONResponse:
+    """Wake one endpoint; 202 once accepted, or with `wait=true` 200 when running, 504 at the timeout."""
+    return await _operate_one(request, caller, "wake", model_type, wait)
+
+
+@router.post("/api/endpoints/sleep", tags=["endpoints"])
+async def sleep_all(request: Request, caller: Operator, wait: Wait = False) -> JSONResponse:
+    """Put every managed endpoint to sleep."""
+    return await _operate_all(request, caller, "sleep", wait)
+
+
+@router.post("/api/endpoints/sleep/{model_type}", tags=["endpoints"])
+async def sleep_one(request: Request, model_type: str, caller: Operator, wait: Wait = False) -> JSONResponse:
+    """Put one endpoint to sleep (after its requests drain); 202 once accepted."""
+    return await _operate_one(request, caller, "sleep", model_type, wait)
+
+
+def _start(manager: HuggingFaceEndpointManager, operation: str, key: str, actor: str) -> OperationResult:
+    if operation == "wake":
+        return manager.wake(key, actor=actor)
+    return manager.sleep(key, actor=actor)
+
+
+async def _finish(
+    manager: HuggingFaceEndpointManager, operation: str, key: str
+) -> tuple[int, dict[str, Any]]:
+    """Wait for the operation's end; the status code and the per-endpoint answer."""
+    timeout = manager.wake_timeout(key) + _MARGIN
+    view = await manager.wait_for(key, _WAKE_DONE if operation == "wake" else _SLEEP_DONE, timeout)
+    wanted = EndpointStatus.RUNNING if operation == "wake" else EndpointStatus.SLEEPING
+    if view.status is wanted:
+        return 200, {"success": True, "status": view.status.value}
+    if view.status is EndpointStatus.ERROR or view.operation is None:
+        reason = view.error or f"The {operation} of {key} did not finish."
+        return 502, {
+            "success": False,
+            "status": view.status.value,
+            "error": reason,
+            "code": f"{operation}_failed",
+        }
+    reason = f"The {operation} of {key} did not finish within {timeout - _MARGIN:g} seconds."
+    return 504, {
+        "success": False,
+        "status": view.status.value,
+        "error": reason,
+        "code": f"{operation}_timeout",
+    }
+
+
+async def _operate_one(
+    request: Request, caller: Caller, operation: str, model_type: str, wait: bool
+) -> JSONResponse:
+    manager = _manager(request)
+    key = manager.resolve(model_type)
+    result = _start(manager, operation, key, caller.actor)
+    if wait:
+        status, body = await _finish(manager, operation, key)
+        return JSONResponse({**body, "model_type": key}, status_code=status)
+    code = 202 if result.started else 200
+    return JSONResponse({"success": True, "model_type": key, "status": result.status.value}, status_code=code)
+
+
+async def _operate_all(request: Request, caller: Caller, operation: str, wait: bool) -> JSONResponse:
+    manager = _manager(request)
+    results = {key: _start(manager, operation, key, caller.actor) for key in manager.keys}
+    answers: dict[str, dict[str, Any]] = {}
+    status = 202 if any(result.started for result in results.values()) else 200
+    if wait:
+        status = 200
+        for key in results:
+            code, answers[key] = await _finish(manager, operation, key)
+            status = max(status, code)
+    else:
+        answers = {key: {"success": True, "status": result.status.value} for key, result in results.items()}
+    success = all(answer["success"] for answer in answers.values())
+    return JSONResponse({"success": success, "results": answers}, status_code=status)

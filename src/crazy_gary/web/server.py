@@ -1,0 +1,79 @@
+"""`crazy-gary serve`: run the app under uvicorn, with the simulator in-process when simulating."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import socket
+import sys
+
+import uvicorn
+
+from crazy_gary.clock import SystemClock
+from crazy_gary.config import ApiKey, Settings, load_simulator_config
+from crazy_gary.simulator import SimulatorServer
+from crazy_gary.web.app import create_app
+
+__all__ = ["run_server", "serve"]
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"error: cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve until cancelled; prints the address (with a login token when one was generated)."""
+    sock = _listen(host, port)
+    extra_keys: tuple[ApiKey, ...] = ()
+    generated = None
+    if not settings.api_keys:
+        generated = secrets.token_urlsafe(24)
+        extra_keys = (ApiKey(role="operator", key=generated, name="generated-operator"),)
+    clock = SystemClock()
+    async with contextlib.AsyncExitStack() as stack:
+        management_url = None
+        if settings.simulating:
+            simulator = await stack.enter_async_context(SimulatorServer(load_simulator_config(), clock))
+            management_url = simulator.management_url
+        app = create_app(settings, clock=clock, management_url=management_url, extra_keys=extra_keys)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.02)
+        if server.started:
+            _announce(sock, settings, generated, management_url)
+        await task
+
+
+def _announce(sock: socket.socket, settings: Settings, token: str | None, simulator_url: str | None) -> None:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):
+        shown = "127.0.0.1"
+    address = f"http://{shown}:{port}/"
+    lines = [f"crazy-gary is serving {len(settings.endpoints)} endpoints at {address}"]
+    if simulator_url:
+        lines.append(f"  simulating Hugging Face at {simulator_url}")
+    if token:
+        lines.append("  no CRAZY_GARY_API_KEYS set; this operator key was generated for this run:")
+        lines.append(f"  {address}?token={token}")
+    print("\n".join(lines), flush=True)
+
+
+def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Blocking `serve`; Ctrl-C stops it quietly."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings, host, port))
+    sys.stdout.flush()

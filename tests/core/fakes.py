@@ -1,0 +1,95 @@
+"""An in-memory management API for the manager's unit tests, timed by the manual clock."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from crazy_gary.clock import ManualClock
+from crazy_gary.core.ports import UpstreamEndpoint
+from crazy_gary.errors import ManagementRejected, ManagementUnavailable
+
+
+@dataclass
+class FakeRecord:
+    state: str
+    started_at: float | None = None
+
+
+class FakeManagement:
+    """Behaves like HF's management API: resume or a poke starts a cold start of `cold_start` seconds."""
+
+    def __init__(self, clock: ManualClock, states: dict[str, str], *, cold_start: float = 20.0) -> None:
+        self.clock = clock
+        self.cold_start = cold_start
+        self.records = {name: FakeRecord(state) for name, state in states.items()}
+        self.calls: Counter[str] = Counter()
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise ManagementUnavailable("The Hugging Face management API could not be reached.")
+
+    def _view(self, name: str) -> UpstreamEndpoint:
+        record = self.records[name]
+        started = record.started_at
+        if record.state == "initializing" and started is not None and self.clock.now() >= started + self.cold_start:
+            record.state = "running"
+        url = None if record.state == "paused" else f"http://sim/{name}"
+        return UpstreamEndpoint(
+            namespace="demo",
+            name=name,
+            state=record.state,
+            url=url,
+            repository=f"openai/{name}",
+            vendor="aws",
+            instance_type="nvidia-h200",
+            instance_size="x1",
+        )
+
+    def _start(self, name: str) -> None:
+        record = self.records[name]
+        record.state = "initializing"
+        record.started_at = self.clock.now()
+        self.calls["starts"] += 1
+
+    async def list(self, namespace: str) -> list[UpstreamEndpoint]:
+        self.calls["list"] += 1
+        self._check()
+        return [self._view(name) for name in self.records]
+
+    async def get(self, namespace: str, name: str) -> UpstreamEndpoint:
+        self.calls["get"] += 1
+        self._check()
+        return self._view(name)
+
+    async def resume(self, namespace: str, name: str) -> UpstreamEndpoint:
+        self.calls["resume"] += 1
+        self._check()
+        if self.records[name].state in ("failed", "updateFailed"):
+            raise ManagementRejected("Hugging Face refused to resume a failed endpoint.", 400)
+        if self.records[name].state in ("paused", "scaledToZero"):
+            self._start(name)
+        return self._view(name)
+
+    async def pause(self, namespace: str, name: str) -> UpstreamEndpoint:
+        self.calls["pause"] += 1
+        self._check()
+        self.records[name].state = "paused"
+        return self._view(name)
+
+    async def scale_to_zero(self, namespace: str, name: str) -> UpstreamEndpoint:
+        self.calls["scale-to-zero"] += 1
+        self._check()
+        self.records[name].state = "scaledToZero"
+        return self._view(name)
+
+    async def poke(self, url: str) -> None:
+        self.calls["poke"] += 1
+        name = url.rsplit("/", 1)[-1]
+        if self.records[name].state == "scaledToZero":
+            self._start(name)
+
+    async def probe(self, url: str) -> bool:
+        self.calls["probe"] += 1
+        return True

@@ -1,0 +1,254 @@
+"""HuggingFaceEndpointManager on the manual clock: wake, sleep, auto-sleep, polling."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from crazy_gary.clock import ManualClock
+from crazy_gary.config import EndpointSpec
+from crazy_gary.core.manager import HuggingFaceEndpointManager
+from crazy_gary.core.status import EndpointStatus
+from crazy_gary.errors import EndpointNotFound
+
+from .fakes import FakeManagement
+
+RUNNING, SLEEPING, STARTING, ERROR, UNKNOWN = (
+    EndpointStatus.RUNNING,
+    EndpointStatus.SLEEPING,
+    EndpointStatus.STARTING,
+    EndpointStatus.ERROR,
+    EndpointStatus.UNKNOWN,
+)
+
+SPECS = [
+    EndpointSpec(key="120b", url="demo/gpt-oss-120b", namespace="demo", name="gpt-oss-120b", fallback="20b"),
+    EndpointSpec(key="20b", url="demo/gpt-oss-20b", namespace="demo", name="gpt-oss-20b"),
+]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def hf(clock: ManualClock) -> FakeManagement:
+    return FakeManagement(clock, {"gpt-oss-120b": "scaledToZero", "gpt-oss-20b": "paused"})
+
+
+@pytest.fixture
+async def manager(clock: ManualClock, hf: FakeManagement) -> AsyncIterator[HuggingFaceEndpointManager]:
+    async with HuggingFaceEndpointManager(
+        SPECS, hf, clock, wake_timeout=300, auto_sleep=900, poll_interval=10, poll_fast_interval=1
+    ) as manager:
+        await clock.settle()
+        yield manager
+
+
+async def test_first_poll_reads_every_endpoint(manager: HuggingFaceEndpointManager) -> None:
+    """After start-up every endpoint has been read once and shows HF's state."""
+    assert manager.ready
+    assert manager.status("120b").status is SLEEPING
+    assert manager.status("20b").hf_state == "paused"
+
+
+async def test_wake_scaled_to_zero_pokes_and_runs(
+    manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
+) -> None:
+    """A scaled-to-zero endpoint is started by a request to its address, then runs after the cold start."""
+    result = manager.wake("120b")
+    assert result.started and result.status is STARTING
+    await clock.settle()
+    assert hf.calls["poke"] == 1 and hf.calls["resume"] == 0
+    assert manager.status("120b").status is STARTING
+    await clock.advance(21)
+    view = manager.status("120b")
+    assert view.status is RUNNING
+    assert view.wake_time == pytest.approx(clock.now() - 21)
+    assert view.auto_sleep_in is not None and 895 <= view.auto_sleep_in <= 900
+
+
+async def test_wake_paused_resumes(
+    manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
+) -> None:
+    """A paused endpoint is resumed through the management API."""
+    manager.wake("20b")
+    await clock.advance(25)
+    assert hf.calls["resume"] == 1
+    assert manager.status("20b").status is RUNNING
+
+
+async def test_fifty_concurrent_wakes_make_one_upstream_call(
+    manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
+) -> None:
+    """Fifty callers asking at once cause one start upstream; only the first one starts it."""
+    outcomes = [manager.wake("120b") for _ in range(50)]
+    await clock.advance(30)
+    assert sum(outcome.started for outcome in outcomes) == 1
+    assert hf.calls["poke"] + hf.calls["resume"] == 1
+    assert hf.calls["starts"] == 1
+    assert manager.status("120b").status is RUNNING
+
+
+async def test_wake_of_running_endpoint_changes_nothing(
+    manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
+) -> None:
+    """Waking a running endpoint answers its state and calls nothing upstream."""
+    hf.records["gpt-oss-120b"].state = "running"
+    await clock.advance(10)
+    calls = dict(hf.calls)
+    result = manager.wake("120b")
+    assert not result.started and result.status is RUNNING
+    await clock.settle()
+    assert hf.calls["resume"] == calls.get("resume", 0) and hf.calls["poke"] == 0
+
+
+async def test_wake_timeout_shows_error(
+    manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
+) -> None:
+    """A wake that outlives the wake timeout turns the endpoint to `error` with a reason."""
+    hf.cold_start = 10_000
+    manager.wake("120b")
+    await clock.advance(299)
+    assert manager.status("120b").status is STARTING
+    await clock.advance(2)
+    view = manager.status("120b")
+    assert view.status is ERROR
+    assert view.error is not None and "300" in view.error
+
+
+async def test_failed_endpoint_resume_refused_is_error(
+    manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
+) -> None:
+    """An operator's wake of a failed endpoint that HF refuses ends in `error` with HF's reason."""
+    hf.records["gpt-oss-20b"].state = "failed"
+    await clock.advance(10)
+    assert manager.status("20b").status is ERROR
+    manager.wake("20b")
+    await clock.settle()
+    view = manager.status("20b")
+    assert view.status is ERROR and "refused" in (view.error or "")
+
+
+async def test_wait_for_running(manager: HuggingFaceEndpointManager, clock: ManualClock) -> None:
+    """wait_for returns once the endpoint runs."""
+    manager.wake("120b")
+    waiter = asyncio.create_task(manager.wait_for("120b", {RUNNING, ERROR}, 300))
+    await clock.advance(25)
+    assert (await waiter).status is RUNNING
+
+
+async def test_auto_sleep_after_idle_period_with_reads(
+    manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
+) -> None:
+    """A woken, unused endpoint sleeps 900 s after it began running; status reads do not count."""
+    manager.wake("120b")
+    await clock.advance(20)
+    assert manager.status("120b").status is RUNNING
+    for _ in range(89):
+        await clock.advance(10)
+        assert manager.status("120b").status is RUNNING  # reading is not activity
+    await clock.advance(15)
+    assert hf.calls["scale-to-zero"] == 1
+    view = manager.status("120b")
+    assert view.status is SLEEPING
+    assert view.sleep_time is not None
+
+
+async def test_activity_resets_the_countdown(
+    manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
+) -> None:
+    """Inference activity pushes auto-sleep to 900 s after the last request."""
+    manager.wake("120b")
+    await clock.advance(20)
+    await clock.advance(800)
+    manager.record_activity("120b")
+    await clock.advance(800)
+    assert manager.status("120b").status is RUNNING
+    assert manager.status("120b").auto_sleep_in == pytest.approx(100, abs=1)
+    await clock.advance(101)
+    assert manager.status("120b").status is SLEEPING
+    assert hf.calls["scale-to-zero"] == 1
+
+
+async def test_no_auto_sleep_while_in_flight(
+    manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
+) -> None:
+    """An endpoint with a request in flight is never put to sleep; the countdown restarts at its end."""
+    manager.wake("120b")
+    await clock.advance(20)
+    release = asyncio.Event()
+
+    async def long_request() -> None:
+        async with manager.in_flight("120b"):
+            await release.wait()
+
+    request = asyncio.create_task(long_request())
+    await clock.advance(2000)
+    assert manager.status("120b").in_flight == 1
+    assert hf.calls["scale-to-zero"] == 0
+    release.set()
+    await request
+    await clock.advance(899)
+    assert manager.status("120b").status is RUNNING
+    await clock.advance(2)
+    assert hf.calls["scale-to-zero"] == 1
+
+
+async def test_pause_sleep_mode(clock: ManualClock, hf: FakeManagement) -> None:
+    """With ENDPOINT_SLEEP_MODE=pause, sleep pauses the endpoint."""
+    hf.records["gpt-oss-120b"].state = "running"
+    async with HuggingFaceEndpointManager(SPECS, hf, clock, sleep_mode="pause") as manager:
+        await clock.settle()
+        result = manager.sleep("120b")
+        assert result.started
+        await clock.settle()
+        assert hf.calls["pause"] == 1
+        assert manager.status("120b").status is SLEEPING
+        assert manager.status("120b").hf_state == "paused"
+
+
+async def test_sleep_of_sleeping_endpoint_changes_nothing(
+    manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
+) -> None:
+    """Sleep of an endpoint already asleep answers its state and calls nothing."""
+    result = manager.sleep("120b")
+    assert not result.started and result.status is SLEEPING
+    await clock.settle()
+    assert hf.calls["scale-to-zero"] == 0
+
+
+async def test_unreachable_management_shows_unknown_then_recovers(
+    manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
+) -> None:
+    """When the management API cannot be reached the state is `unknown`; it comes back by itself."""
+    hf.down = True
+    await clock.advance(10)
+    assert manager.status("120b").status is UNKNOWN
+    hf.down = False
+    await clock.advance(1)
+    assert manager.status("120b").status is SLEEPING
+
+
+async def test_steady_polling_is_one_list_per_interval(
+    manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
+) -> None:
+    """Steady endpoints cost one list call per slow interval, however often status is read."""
+    before = hf.calls["list"]
+    for _ in range(100):
+        await clock.advance(1)
+        manager.all_status()
+    assert hf.calls["list"] - before == 10
+    assert hf.calls["get"] == 0
+
+
+async def test_resolve_by_key_name_and_repository(manager: HuggingFaceEndpointManager) -> None:
+    """Endpoints answer to their key, HF name and repository; anything else is unknown."""
+    assert manager.resolve("120b") == "120b"
+    assert manager.resolve("gpt-oss-20b") == "20b"
+    assert manager.resolve("openai/gpt-oss-120b") == "120b"
+    with pytest.raises(EndpointNotFound):
+        manager.resolve("gpt-5")
