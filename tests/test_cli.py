@@ -7,6 +7,7 @@ shapes; it records what each request carried, so the tests check both ends of th
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from starlette.routing import Route
 from typer.testing import CliRunner, Result
 
 from crazy_gary import cli
+from crazy_gary._cli_render import format_ago, format_countdown
 from crazy_gary.errors import ConfigError
 
 OPERATOR_KEY = "op-secret"
@@ -179,8 +181,10 @@ def test_status_table_shows_each_endpoint_and_state(server: FakeServer) -> None:
     """`status` prints a table with every endpoint, its state, countdown and last activity."""
     result = run("status")
     assert result.exit_code == 0, result.output
-    for word in ("120b", "20b", "running", "sleeping", "scaledToZero", "14:05", "3 min ago", "—"):
+    for word in ("120b", "20b", "running", "sleeping", "scaledToZero", "14:05", "—"):
         assert word in result.stdout
+    # the canned activity is NOW - 180 s, NOW taken at import: later in a long run it reads older
+    assert re.search(r"\b\d+ min ago", result.stdout)
     assert server.seen[-1].method == "GET"
     assert server.seen[-1].path == "/api/endpoints/status"
 
@@ -193,8 +197,8 @@ def test_status_json_prints_the_endpoints_object(server: FakeServer) -> None:
 
 
 def test_wake_posts_with_the_key_from_the_option(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`wake 120b --key K` posts to the endpoint's wake route with `Bearer K` and prints its state."""
-    monkeypatch.delenv("CRAZY_GARY_KEY")
+    """`wake 120b --key K` posts to the wake route with `Bearer K`, over CRAZY_GARY_KEY, and prints its state."""
+    monkeypatch.setenv("CRAZY_GARY_KEY", "stale-key")
     result = run("wake", "120b", "--key", OPERATOR_KEY)
     assert result.exit_code == 0
     assert result.stdout == "120b: starting\n"
@@ -365,12 +369,12 @@ def test_audit_shows_entries_as_text(server: FakeServer) -> None:
     assert "[the]" in result.stdout
 
 
-def test_watch_with_count_prints_the_table(server: FakeServer) -> None:
-    """`watch --count 1` shows the status table once and ends."""
-    result = run("watch", "--count", "1")
+def test_watch_with_count_prints_the_table_each_time(server: FakeServer) -> None:
+    """`watch --count 2`, piped, prints the status table twice, one after the other, and ends."""
+    result = run("watch", "--count", "2", "--interval", "0.2")
     assert result.exit_code == 0
-    assert "120b" in result.stdout
-    assert "sleeping" in result.stdout
+    assert result.stdout.count("sleeping") == 2
+    assert [s.path for s in server.seen] == ["/api/endpoints/status"] * 2
 
 
 def test_serve_loads_settings_and_runs_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -411,3 +415,34 @@ def test_simulate_loads_its_config_and_runs(monkeypatch: pytest.MonkeyPatch) -> 
     assert run("simulate", "--token", "hf_x", "--port", "8011").exit_code == 0
     assert run("simulate").exit_code == 0
     assert calls == [("config:hf_x", "127.0.0.1", 8011), ("config:None", "127.0.0.1", 8010)]
+
+
+def test_simulate_port_in_use_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port that cannot be bound ends `simulate` with one line and exit 1, not a traceback."""
+
+    def taken(config: object, *, host: str, port: int) -> None:
+        raise OSError(98, "Address already in use")
+
+    monkeypatch.setattr(cli, "load_simulator_config", lambda *, token: "config")
+    monkeypatch.setattr(cli, "run_simulator", taken)
+    result = run("simulate", "--port", "8010")
+    assert result.exit_code == 1
+    assert result.stderr == "error: cannot listen on 127.0.0.1:8010: Address already in use\n"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(845, "14:05"), (0, "0:00"), (3700, "61:40"), (59.9, "0:59"), (None, "—")]
+)
+def test_countdown_is_minutes_and_seconds(seconds: float | None, shown: str) -> None:
+    """The auto-sleep countdown reads as m:ss, rounded down, and — when there is none."""
+    assert format_countdown(seconds) == shown
+
+
+@pytest.mark.parametrize(
+    ("ago", "shown"),
+    [(30, "30 s ago"), (180, "3 min ago"), (7300, "2 h ago"), (90_000, "1 d ago"), (-20, "just now")],
+)
+def test_last_activity_reads_as_time_ago(ago: int, shown: str) -> None:
+    """Last activity reads as a rough time ago; a server clock slightly ahead reads `just now`."""
+    assert format_ago(NOW - ago, now=NOW) == shown
+    assert format_ago(None, now=NOW) == "—"

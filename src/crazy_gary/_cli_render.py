@@ -6,12 +6,14 @@ brackets in a URL or an error sentence are printed as they are.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
@@ -20,7 +22,10 @@ __all__ = [
     "audit_table",
     "format_ago",
     "format_countdown",
+    "format_time",
     "output_console",
+    "screen",
+    "state_text",
     "status_table",
 ]
 
@@ -42,6 +47,16 @@ def output_console() -> Console:
     """A console on stdout: the terminal's width on a terminal, long lines anywhere else."""
     console = Console()
     return console if console.is_terminal else Console(width=PIPE_WIDTH)
+
+
+@contextlib.contextmanager
+def screen(console: Console) -> Iterator[Callable[[Table], None]]:
+    """A way to show successive tables: redrawn in place on a terminal, one after another elsewhere."""
+    if not console.is_terminal:
+        yield console.print
+        return
+    with Live(console=console, auto_refresh=False) as live:
+        yield lambda table: live.update(table, refresh=True)
 
 
 def _number(value: object) -> float | None:

@@ -9,17 +9,18 @@ network failed us, 2 for a bad command line or configuration.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.live import Live
 
 from crazy_gary._cli_client import DEFAULT_SERVER, WAITING_TIMEOUT, ServerClient, fail, require
-from crazy_gary._cli_render import audit_table, output_console, status_table
+from crazy_gary._cli_render import audit_table, output_console, screen, status_table
 from crazy_gary.config import load_settings, load_simulator_config
 from crazy_gary.errors import ConfigError
 from crazy_gary.simulator import run_simulator
@@ -106,7 +107,8 @@ def serve(
         settings = load_settings(simulate=simulate)
     except ConfigError as exc:
         fail(exc.message, exit_code=2)
-    run_server(settings, host=host, port=port)
+    with _listen_errors(host, port):
+        run_server(settings, host=host, port=port)
 
 
 @app.command()
@@ -126,7 +128,17 @@ def simulate(
         config = load_simulator_config(token=token)
     except ConfigError as exc:
         fail(exc.message, exit_code=2)
-    run_simulator(config, host=host, port=port)
+    with _listen_errors(host, port):
+        run_simulator(config, host=host, port=port)
+
+
+@contextlib.contextmanager
+def _listen_errors(host: str, port: int) -> Iterator[None]:
+    """Turn a socket that cannot be bound (port taken, address not ours) into one line and exit 1."""
+    try:
+        yield
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 @app.command()
@@ -161,12 +173,12 @@ def watch(
 ) -> None:
     """Show the status table and keep it current until Ctrl-C."""
     refreshes = 0
-    with _client(ctx, server, key) as client, Live(console=output_console(), auto_refresh=False) as live:
+    with _client(ctx, server, key) as client, screen(output_console()) as show:
         try:
             while count is None or refreshes < count:
                 if refreshes:
                     time.sleep(interval)
-                live.update(status_table(_read_endpoints(client), now=time.time()), refresh=True)
+                show(status_table(_read_endpoints(client), now=time.time()))
                 refreshes += 1
         except KeyboardInterrupt:
             pass  # Ctrl-C is how a watch ends, not a failure
@@ -189,12 +201,10 @@ def wake(
     """Wake one endpoint, or every one with --all; exit 1 if the server says it failed."""
     target = _target(model, all_endpoints)
     with _client(ctx, server, key) as client:
-        if target is None and wait:
-            ok = _wake_all_and_wait(client)
-        elif target is None:
-            ok = _print_results(client.post(f"{API}/wake"))
-        else:
-            ok = _operate_one(client, "wake", target, wait)
+        if target is not None:
+            _operate_one(client, "wake", target, wait)
+            return
+        ok = _wake_all_and_wait(client) if wait else _print_results(client.post(f"{API}/wake"))
     if not ok:
         raise typer.Exit(1)
 
@@ -210,10 +220,10 @@ def sleep(
     """Put one endpoint to sleep, or every one with --all; exit 1 if the server says it failed."""
     target = _target(model, all_endpoints)
     with _client(ctx, server, key) as client:
-        if target is None:
-            ok = _print_results(client.post(f"{API}/sleep"))
-        else:
-            ok = _operate_one(client, "sleep", target, wait=False)
+        if target is not None:
+            _operate_one(client, "sleep", target, wait=False)
+            return
+        ok = _print_results(client.post(f"{API}/sleep"))
     if not ok:
         raise typer.Exit(1)
 
@@ -227,19 +237,20 @@ def _target(model: str | None, all_endpoints: bool) -> str | None:
     return model or None
 
 
-def _operate_one(client: ServerClient, action: str, model: str, wait: bool) -> bool:
-    """POST the action for one endpoint and print its resulting state; True when it did what was asked."""
+def _operate_one(client: ServerClient, action: str, model: str, wait: bool) -> None:
+    """POST the action for one endpoint and print its resulting state; exit 1 unless it did as asked."""
     path = f"{API}/{action}/{quote(model, safe='')}"
     if wait:
         typer.echo(f"waiting for {model} to run…", err=True)
         body = client.post(path, params={"wait": "true"}, timeout=WAITING_TIMEOUT)
     else:
         body = client.post(path)
+    if body.get("success") is False:
+        fail(str(body.get("error") or f"the server could not {action} {model}"))
     state = str(body.get("status", "unknown"))
     typer.echo(f"{body.get('model_type', model)}: {state}")
     if wait and state != "running":
         fail(f"{model} is {state}, not running")
-    return body.get("success") is not False
 
 
 def _print_results(body: dict[str, Any]) -> bool:
@@ -281,12 +292,16 @@ def _wake_all_and_wait(client: ServerClient) -> bool:
     return not not_running
 
 
+def _state_of(endpoint: object) -> str:
+    return str(endpoint.get("status", "unknown")) if isinstance(endpoint, dict) else "unknown"
+
+
 def _poll_until_settled(client: ServerClient, names: list[str]) -> dict[str, str]:
     """Each endpoint's state once all are running or in error, or when the wait runs out."""
     deadline = time.monotonic() + WAIT_ALL_SECONDS
     while True:
         endpoints = _read_endpoints(client)
-        states = {name: str((endpoints.get(name) or {}).get("status", "unknown")) for name in names}
+        states = {name: _state_of(endpoints.get(name)) for name in names}
         if all(state in SETTLED_STATES for state in states.values()) or time.monotonic() >= deadline:
             return states
         time.sleep(POLL_INTERVAL_SECONDS)

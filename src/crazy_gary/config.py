@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from crazy_gary.errors import ConfigError
+from crazy_gary.simulator import SimulatorConfig
 
 __all__ = [
     "ApiKey",
@@ -144,7 +145,9 @@ def _alias(name: str, default: Any, **constraints: Any) -> Any:
 class Settings(BaseSettings):
     """Every setting of SPEC §2, from the environment, then the TOML file, then the defaults."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     huggingface_api_key: SecretStr | None = _alias("HUGGINGFACE_API_KEY", None)
     hf_base_url_120b: str | None = _alias("HF_BASE_URL_120B", None)
@@ -370,10 +373,8 @@ def load_settings(*, simulate: bool | None = None, **overrides: Any) -> Settings
     return settings
 
 
-def load_simulator_config(**overrides: Any) -> Any:
+def load_simulator_config(**overrides: Any) -> SimulatorConfig:
     """The simulator's settings (`CRAZY_GARY_SIM_*`), as a `crazy_gary.simulator.SimulatorConfig`."""
-    from crazy_gary.simulator import SimulatorConfig  # the simulator stays an optional part
-
     try:
         values = _SimulatorSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
@@ -387,7 +388,9 @@ def load_simulator_config(**overrides: Any) -> Any:
 
 
 class _SimulatorSettings(BaseSettings):
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     token: str = _alias("CRAZY_GARY_SIM_TOKEN", SIMULATOR_TOKEN, min_length=1)
     cold_start: float = _alias("CRAZY_GARY_SIM_COLD_START", 20.0, ge=0)

@@ -33,7 +33,11 @@ class FakeManagement:
     def _view(self, name: str) -> UpstreamEndpoint:
         record = self.records[name]
         started = record.started_at
-        if record.state == "initializing" and started is not None and self.clock.now() >= started + self.cold_start:
+        if (
+            record.state == "initializing"
+            and started is not None
+            and self.clock.now() >= started + self.cold_start
+        ):
             record.state = "running"
         url = None if record.state == "paused" else f"http://sim/{name}"
         return UpstreamEndpoint(

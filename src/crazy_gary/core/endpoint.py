@@ -30,6 +30,7 @@ class Endpoint:
     operation: Operation | None = None
     task: asyncio.Task[None] | None = None
     failure: str | None = None
+    timed_out: bool = False
     last_error: str | None = None
     poll_error: str | None = None
     last_activity: float | None = None
@@ -111,4 +112,5 @@ class Endpoint:
             in_flight=self.in_flight,
             operation=self.operation,
             error=self.failure or self.last_error or self.poll_error,
+            timed_out=self.timed_out and self.failure is not None,
         )

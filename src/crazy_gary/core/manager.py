@@ -243,6 +243,7 @@ class HuggingFaceEndpointManager:
         before = endpoint.status()
         endpoint.operation = operation
         endpoint.failure = None
+        endpoint.timed_out = False
         endpoint.last_error = None
         if operation == "wake":
             endpoint.wake_time = self._clock.now()
@@ -270,12 +271,13 @@ class HuggingFaceEndpointManager:
             previous.cancel()
             await asyncio.gather(previous, return_exceptions=True)
         error: str | None = None
+        timed_out = False
         try:
             await runner(endpoint)
         except ManagementError as exc:
             error = exc.message
         except _OperationFailed as exc:
-            error = str(exc)
+            error, timed_out = str(exc), exc.timed_out
         finally:
             if endpoint.task is asyncio.current_task():
                 before = endpoint.status()
@@ -285,6 +287,7 @@ class HuggingFaceEndpointManager:
                     endpoint.last_error = error
                     if operation == "wake":
                         endpoint.failure = error
+                        endpoint.timed_out = timed_out
                 self._state_changed(endpoint, before)
                 endpoint.notify()
                 self._autosleep.kick()
@@ -316,7 +319,8 @@ class HuggingFaceEndpointManager:
             remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
                 raise _OperationFailed(
-                    f"Endpoint {endpoint.key} did not start within {endpoint.wake_timeout:g} seconds."
+                    f"Endpoint {endpoint.key} did not start within {endpoint.wake_timeout:g} seconds.",
+                    timed_out=True,
                 )
             await wait_event(self._clock, updated, remaining)
 
@@ -366,6 +370,10 @@ class HuggingFaceEndpointManager:
 
 class _OperationFailed(Exception):
     """An operation ended without reaching its state; the message is shown to users."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 def _transient(exc: ManagementError) -> bool:

@@ -65,6 +65,7 @@ class EndpointView:
     in_flight: int
     operation: str | None
     error: str | None
+    timed_out: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The endpoint object of SPEC §4: the seed's six fields first, times as integer seconds."""

@@ -100,21 +100,22 @@ class InferenceAPI:
 
     async def _admit(self, request: Request, record: EndpointRecord) -> Response | None:
         """None when the endpoint may answer now, else the proxy's refusal (after any hold)."""
-        refusal = self._refusal(record)
+        refusal = self._refusal(record, may_start=True)
         if refusal is None:
             return None
         timeout = _scale_up_timeout(request)
         if timeout is None or record.state(self.world.now()) not in _STARTING:
             return refusal
-        if await self._hold(record.name, timeout):
+        if await self._hold(record, timeout):
             return None
-        current = self.world.records.get(record.name)
-        if current is None:
-            return error(404, f"Endpoint {record.name} not found")
-        return self._refusal(current)
+        if self.world.closed:
+            return error(503, "Service Unavailable: the simulator is shutting down")
+        if self.world.records.get(record.name) is not record:
+            return error(503, f"Service Unavailable: endpoint {record.name} was removed")
+        return self._refusal(record, may_start=False)
 
-    def _refusal(self, record: EndpointRecord) -> Response | None:
-        """The proxy's answer for an endpoint that is not running; starts a scaled-to-zero one."""
+    def _refusal(self, record: EndpointRecord, *, may_start: bool) -> Response | None:
+        """The proxy's answer for an endpoint that is not running; may start a scaled-to-zero one."""
         state = record.state(self.world.now())
         if state == "running":
             return None
@@ -122,18 +123,16 @@ class InferenceAPI:
             return error(400, f"Invalid state: endpoint {record.name} is paused, resume it first")
         if state in _BROKEN:
             return error(503, f"Service Unavailable: endpoint {record.name} is {state}")
-        if state == "scaledToZero":
+        if state == "scaledToZero" and may_start:
             self.world.start(record)
-        return error(503, f"Service Unavailable: endpoint {record.name} is starting, retry later")
+        return error(503, f"Service Unavailable: endpoint {record.name} is {state}, retry later")
 
-    async def _hold(self, name: str, timeout: float) -> bool:
-        """Wait, on the clock, until the endpoint runs (True) or `timeout` seconds pass (False)."""
+    async def _hold(self, record: EndpointRecord, timeout: float) -> bool:
+        """Wait on the clock until the endpoint runs (True), or stops starting, or is removed, or
+        `timeout` seconds pass (False)."""
         clock = self.world.clock
         deadline = clock.monotonic() + timeout
-        while True:
-            record = self.world.records.get(name)
-            if record is None:
-                return False
+        while self.world.records.get(record.name) is record and not self.world.closed:
             now = clock.now()
             state = record.state(now)
             if state == "running":
@@ -144,6 +143,7 @@ class InferenceAPI:
             ready_at = record.ready_at()
             wait = remaining if ready_at is None else min(remaining, ready_at - now)
             await wait_event(clock, record.changed, wait)
+        return False
 
     async def _pace(self, tokens: int) -> None:
         delay = tokens / self.world.config.tokens_per_second

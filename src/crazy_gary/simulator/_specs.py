@@ -87,19 +87,22 @@ def _require_strings(section: dict[str, Any], where: str, keys: tuple[str, ...])
             raise SpecError(f"{where}.{key} must be a non-empty string")
 
 
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _count(value: object) -> int | None:
+    """`value` when it is a whole number >= 0 (JSON booleans are not numbers here), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
 
 
 def _check_scaling(compute: dict[str, Any]) -> None:
     scaling = _section(compute, "scaling")
-    low, high = scaling.get("minReplica"), scaling.get("maxReplica")
-    if not _is_count(low) or not _is_count(high) or low > high or high < 1:
+    low, high = _count(scaling.get("minReplica")), _count(scaling.get("maxReplica"))
+    if low is None or high is None or low > high or high < 1:
         raise SpecError("compute.scaling needs 0 <= minReplica <= maxReplica and maxReplica >= 1")
     timeout = scaling.get("scaleToZeroTimeout")
     if timeout is None:
         scaling["scaleToZeroTimeout"] = _DEFAULT_SCALE_TO_ZERO_MINUTES
-    elif not _is_count(timeout) or timeout < 1:
+    elif (minutes := _count(timeout)) is None or minutes < 1:
         raise SpecError("compute.scaling.scaleToZeroTimeout must be a whole number of minutes >= 1")
 
 

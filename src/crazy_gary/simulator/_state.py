@@ -117,6 +117,10 @@ class EndpointRecord:
         self.faults.cold_start = seconds
         self._notify()
 
+    def release_waiters(self) -> None:
+        """Wake everything waiting on this record, e.g. because it is being removed."""
+        self._notify()
+
     def touch(self, now: float) -> None:
         """Record a configuration change (the state stays as it is)."""
         self._settle(now)

@@ -40,12 +40,19 @@ class World:
         self.config = config
         self.clock = clock
         self.records: dict[str, EndpointRecord] = {}
+        self.closed = False
         self.reset()
+
+    def close(self) -> None:
+        """The server is stopping: release every held request (they answer 503) instead of cancelling them."""
+        self.closed = True
+        for record in self.records.values():
+            record.release_waiters()
 
     def reset(self) -> None:
         """Put every endpoint, setting, counter and the random generator back as at start."""
         for record in self.records.values():
-            record.set_state("paused", self.clock.now())  # wakes requests held on the old records
+            record.release_waiters()  # requests held on the old records find them gone
         now = self.clock.now()
         self.rng = random.Random(self.config.seed)
         self.management = ManagementFaults()
@@ -84,8 +91,7 @@ class World:
         return record
 
     def delete(self, name: str) -> None:
-        record = self.records.pop(name)
-        record.set_state("paused", self.now())  # wakes requests held on it; they find it gone
+        self.records.pop(name).release_waiters()  # requests held on it find it gone
 
     def calls_json(self) -> dict[str, Any]:
         answer: dict[str, Any] = {name: dict(counts) for name, counts in self.calls.items()}

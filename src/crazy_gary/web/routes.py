@@ -98,6 +98,14 @@ async def _finish(
     wanted = EndpointStatus.RUNNING if operation == "wake" else EndpointStatus.SLEEPING
     if view.status is wanted:
         return 200, {"success": True, "status": view.status.value}
+    if view.status is EndpointStatus.ERROR and view.timed_out:
+        reason = view.error or f"The {operation} of {key} timed out."
+        return 504, {
+            "success": False,
+            "status": view.status.value,
+            "error": reason,
+            "code": f"{operation}_timeout",
+        }
     if view.status is EndpointStatus.ERROR or view.operation is None:
         reason = view.error or f"The {operation} of {key} did not finish."
         return 502, {

@@ -1,0 +1,41 @@
+"""Constants and small helpers shared by the simulator tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx2
+
+TOKEN = "hf_simulator"
+NAMESPACE = "demo"
+COLD_START = 20.0
+
+HubCall = Callable[..., Awaitable[Any]]
+
+
+async def set_endpoint(client: httpx2.AsyncClient, name: str, **settings: Any) -> dict[str, Any]:
+    """Change an endpoint through the control API."""
+    response = await client.put(f"/_sim/endpoints/{name}", json=settings)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def calls(client: httpx2.AsyncClient) -> dict[str, Any]:
+    response = await client.get("/_sim/calls")
+    assert response.status_code == 200
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def until(condition: Callable[[], bool], seconds: float = 2.0) -> None:
+    """Let the loop run (for real, briefly) until `condition` holds, e.g. a request is being held."""
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.002)
+
+
+def chat_body(prompt: str = "Hello there", **extra: Any) -> dict[str, Any]:
+    return {"model": "tgi", "messages": [{"role": "user", "content": prompt}], **extra}

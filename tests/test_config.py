@@ -1,0 +1,179 @@
+"""Settings: variables, the TOML file, address parsing, and one clear line for a bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crazy_gary.config import load_settings, parse_api_keys, parse_endpoint_address
+from crazy_gary.errors import ConfigError
+
+VARIABLES = (
+    "HUGGINGFACE_API_KEY",
+    "HF_BASE_URL_120B",
+    "HF_BASE_URL_20B",
+    "CRAZY_GARY_CONFIG",
+    "CRAZY_GARY_SIMULATE",
+    "CRAZY_GARY_API_KEYS",
+    "ENDPOINT_WAKE_TIMEOUT",
+    "ENDPOINT_AUTO_SLEEP",
+    "ENDPOINT_SLEEP_MODE",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("https://endpoints.huggingface.co/demo/endpoints/gpt-oss-120b", ("demo", "gpt-oss-120b")),
+        ("https://ui.endpoints.huggingface.co/my-org/endpoints/x-1/", ("my-org", "x-1")),
+        ("demo/gpt-oss-20b", ("demo", "gpt-oss-20b")),
+    ],
+)
+def test_endpoint_addresses(address: str, expected: tuple[str, str]) -> None:
+    """Both address forms give (namespace, name)."""
+    assert parse_endpoint_address(address) == expected
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "gpt-oss-120b",
+        "https://example.com/demo/endpoints/x",
+        "a/b/c",
+        "",
+        "demo/",
+        "https://endpoints.huggingface.co/demo",
+    ],
+)
+def test_bad_addresses_name_the_expected_form(address: str) -> None:
+    """Anything else is refused with the expected form."""
+    with pytest.raises(ValueError, match=r"expected https://endpoints\.huggingface\.co/\{namespace\}"):
+        parse_endpoint_address(address)
+
+
+def test_defaults_when_simulating() -> None:
+    """Without a token crazy-gary simulates the demo pair 120b → 20b with SPEC's defaults."""
+    settings = load_settings()
+    assert settings.simulating
+    assert set(settings.endpoints) == {"120b", "20b"}
+    assert settings.endpoints["120b"].fallback == "20b"
+    assert settings.endpoints["20b"].name == "gpt-oss-20b"
+    assert settings.wake_timeout == 300
+    assert settings.auto_sleep == 900
+    assert settings.sleep_mode == "scale_to_zero"
+
+
+def test_real_mode_needs_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a token and no endpoint addresses, start-up stops naming HF_BASE_URL_120B."""
+    monkeypatch.setenv("HUGGINGFACE_API_KEY", "hf_real_token_value")
+    with pytest.raises(ConfigError, match="HF_BASE_URL_120B"):
+        load_settings()
+    monkeypatch.setenv("HF_BASE_URL_120B", "acme/big")
+    monkeypatch.setenv("HF_BASE_URL_20B", "https://endpoints.huggingface.co/acme/endpoints/small")
+    settings = load_settings()
+    assert not settings.simulating
+    assert settings.token == "hf_real_token_value"
+    assert settings.endpoints["120b"].namespace == "acme"
+    assert settings.endpoints["120b"].url == "acme/big"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ENDPOINT_WAKE_TIMEOUT", "soon"),
+        ("ENDPOINT_WAKE_TIMEOUT", "-1"),
+        ("ENDPOINT_AUTO_SLEEP", "-5"),
+        ("ENDPOINT_SLEEP_MODE", "hibernate"),
+        ("HF_BASE_URL_120B", "not an address"),
+        ("CRAZY_GARY_API_KEYS", "root:abcdefgh1234"),
+        ("CRAZY_GARY_SIMULATE", "perhaps"),
+        ("CRAZY_GARY_RATE_LIMIT", "lots"),
+    ],
+)
+def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    """A bad value stops start-up with one line that begins with the variable's name."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert raised.value.message.startswith(f"{variable}: ")
+    assert "\n" not in raised.value.message
+
+
+def test_api_key_errors_never_echo_the_key() -> None:
+    """Key parsing problems name the item, never the key."""
+    with pytest.raises(ValueError, match="item 2") as raised:
+        parse_api_keys("ops:operator:supersecretkey1,admin:supersecretkey2")
+    assert "supersecretkey" not in str(raised.value)
+    keys = parse_api_keys("ops:operator:supersecretkey1, viewer:supersecretkey2")
+    assert [(key.name, key.role) for key in keys] == [("ops", "operator"), (None, "viewer")]
+    assert "supersecret" not in repr(keys)
+
+
+def test_toml_file_defines_any_number_of_endpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TOML file defines endpoints by key; the environment wins over it."""
+    config = tmp_path / "crazy-gary.toml"
+    config.write_text(
+        """
+ENDPOINT_AUTO_SLEEP = 600
+[endpoints.120b]
+url = "https://endpoints.huggingface.co/demo/endpoints/gpt-oss-120b"
+fallback = "20b"
+price_per_hour = 4.2
+[endpoints.20b]
+url = "demo/gpt-oss-20b"
+auto_sleep = 60
+[endpoints.local]
+inference_url = "http://127.0.0.1:9001/"
+"""
+    )
+    monkeypatch.setenv("CRAZY_GARY_CONFIG", str(config))
+    settings = load_settings()
+    assert settings.auto_sleep == 600
+    assert settings.endpoints["120b"].price_per_hour == 4.2
+    assert settings.endpoints["20b"].auto_sleep == 60
+    local = settings.endpoints["local"]
+    assert not local.managed
+    assert local.inference_url == "http://127.0.0.1:9001"
+    monkeypatch.setenv("ENDPOINT_AUTO_SLEEP", "30")
+    monkeypatch.setenv("HF_BASE_URL_120B", "other/big")
+    settings = load_settings()
+    assert settings.auto_sleep == 30
+    assert settings.endpoints["120b"].name == "big"
+    assert settings.endpoints["120b"].fallback == "20b"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('[endpoints.a]\nurl = "x"', "endpoints.a.url"),
+        ('[endpoints.a]\nurl = "demo/a"\nfallback = "b"', "no endpoint has the key 'b'"),
+        ('[endpoints.a]\nurl = "demo/a"\ninference_url = "http://x"', "exactly one"),
+        ('[endpoints.a]\nurl = "demo/a"\ncolour = "red"', "colour"),
+        ("[endpoints.a\n", "cannot read"),
+    ],
+)
+def test_bad_toml_names_the_file_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, problem: str
+) -> None:
+    """Problems in the file name CRAZY_GARY_CONFIG and the entry."""
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    monkeypatch.setenv("CRAZY_GARY_CONFIG", str(config))
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert raised.value.message.startswith("CRAZY_GARY_CONFIG")
+    assert problem in raised.value.message
+
+
+def test_missing_toml_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A config path that does not exist is one clear line."""
+    monkeypatch.setenv("CRAZY_GARY_CONFIG", str(tmp_path / "nope.toml"))
+    with pytest.raises(ConfigError, match="CRAZY_GARY_CONFIG"):
+        load_settings()
