@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ class FakeManagement:
         self.records = {name: FakeRecord(state) for name, state in states.items()}
         self.calls: Counter[str] = Counter()
         self.down = False
+        self.list_gate: asyncio.Event | None = None  # when set, list answers what it saw, once released
 
     def _check(self) -> None:
         if self.down:
@@ -60,7 +62,10 @@ class FakeManagement:
     async def list(self, namespace: str) -> list[UpstreamEndpoint]:
         self.calls["list"] += 1
         self._check()
-        return [self._view(name) for name in self.records]
+        seen = [self._view(name) for name in self.records]
+        if self.list_gate is not None:
+            await self.list_gate.wait()
+        return seen
 
     async def get(self, namespace: str, name: str) -> UpstreamEndpoint:
         self.calls["get"] += 1

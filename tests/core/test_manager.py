@@ -252,3 +252,21 @@ async def test_resolve_by_key_name_and_repository(manager: HuggingFaceEndpointMa
     assert manager.resolve("openai/gpt-oss-120b") == "120b"
     with pytest.raises(EndpointNotFound):
         manager.resolve("gpt-5")
+
+
+async def test_a_slow_poll_does_not_overwrite_a_newer_answer(
+    manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
+) -> None:
+    """A list that began before a sleep and answers after it cannot make the endpoint look awake again."""
+    hf.records["gpt-oss-20b"].state = "running"
+    await clock.advance(10)
+    assert manager.status("20b").status is RUNNING
+    hf.list_gate = asyncio.Event()
+    await clock.advance(10)  # the poller's list has read "running" and hangs
+    manager.sleep("20b")
+    await clock.settle()
+    assert manager.status("20b").status is SLEEPING
+    hf.list_gate.set()
+    await clock.settle()
+    assert manager.status("20b").status is SLEEPING
+    assert manager.status("20b").hf_state == "scaledToZero"

@@ -49,7 +49,7 @@ def test_wake_wait_true_answers_when_running(server: Process) -> None:
     assert response.status_code == 200
     assert response.json() == {"success": True, "status": "running", "model_type": "20b"}
     sleep = api(server, "POST", "/api/endpoints/sleep/20b?wait=true")
-    assert sleep.status_code == 200
+    assert sleep.status_code == 200, sleep.text
     assert sleep.json()["status"] == "sleeping"
 
 

@@ -38,6 +38,7 @@ class Endpoint:
     sleep_time: float | None = None
     running_since: float | None = None
     in_flight: int = 0
+    ticket: int = 0
     _updated: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property

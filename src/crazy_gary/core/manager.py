@@ -328,12 +328,14 @@ class HuggingFaceEndpointManager:
         """Ask HF to start the endpoint; a passing fault of the management API is tried again."""
         while True:
             try:
+                ticket = self._poller.ticket()
                 current = await self._management.get(namespace, name)
-                self._poller.apply(endpoint, current)
+                self._poller.apply(endpoint, current, ticket)
                 if current.state == "scaledToZero" and current.url:
                     await self._management.poke(current.url)
                 elif current.state in ("paused", "scaledToZero", "failed", "updateFailed"):
-                    self._poller.apply(endpoint, await self._management.resume(namespace, name))
+                    ticket = self._poller.ticket()
+                    self._poller.apply(endpoint, await self._management.resume(namespace, name), ticket)
                 return
             except ManagementError as exc:
                 if not _transient(exc) or self._clock.monotonic() >= deadline:
@@ -349,11 +351,12 @@ class HuggingFaceEndpointManager:
             if remaining <= 0:
                 break
             await wait_event(self._clock, updated, remaining)
+        ticket = self._poller.ticket()
         if self._sleep_mode == "pause":
             upstream = await self._management.pause(namespace, name)
         else:
             upstream = await self._management.scale_to_zero(namespace, name)
-        self._poller.apply(endpoint, upstream)
+        self._poller.apply(endpoint, upstream, ticket)
         deadline = self._clock.monotonic() + endpoint.wake_timeout
         while not endpoint.hf_sleeping:
             updated = endpoint.updated()

@@ -7,6 +7,7 @@ slow interval, however many clients read the status (SPEC §3).
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
@@ -48,6 +49,7 @@ class StatusPoller:
                 self._namespaces[endpoint.spec.namespace].append(endpoint)
         self._kicks: dict[str, asyncio.Event] = {namespace: asyncio.Event() for namespace in self._namespaces}
         self._tasks: list[asyncio.Task[None]] = []
+        self._tickets = itertools.count(1)
 
     def start(self) -> None:
         for namespace, endpoints in self._namespaces.items():
@@ -66,8 +68,21 @@ class StatusPoller:
         if endpoint.spec.namespace in self._kicks:
             self._kicks[endpoint.spec.namespace].set()
 
-    def apply(self, endpoint: Endpoint, upstream: UpstreamEndpoint | None, error: str | None = None) -> None:
-        """Record what the management API said (None: it could not say) and tell the waiters."""
+    def ticket(self) -> int:
+        """Take a number before asking the management API; answers are applied in ticket order."""
+        return next(self._tickets)
+
+    def apply(
+        self, endpoint: Endpoint, upstream: UpstreamEndpoint | None, ticket: int, error: str | None = None
+    ) -> None:
+        """Record what the management API said (None: it could not say) and tell the waiters.
+
+        An answer to a question asked before the last applied one is stale (a slow list overtaken by
+        a pause, say) and is dropped.
+        """
+        if ticket < endpoint.ticket:
+            return
+        endpoint.ticket = ticket
         before = endpoint.status()
         endpoint.seen = True
         endpoint.reachable = upstream is not None
@@ -89,16 +104,17 @@ class StatusPoller:
             await wait_event(self._clock, kick, self.fast_interval if moving else self.interval)
 
     async def _refresh(self, namespace: str, endpoints: list[Endpoint]) -> None:
+        ticket = self.ticket()
         try:
             listed = {item.name: item for item in await self._management.list(namespace)}
         except ManagementError as exc:
             for endpoint in endpoints:
-                self.apply(endpoint, None, exc.message)
+                self.apply(endpoint, None, ticket, exc.message)
             return
         for endpoint in endpoints:
             upstream = listed.get(endpoint.spec.name or "")
             missing = None if upstream else f"Hugging Face has no endpoint {namespace}/{endpoint.spec.name}."
-            self.apply(endpoint, upstream, missing)
+            self.apply(endpoint, upstream, ticket, missing)
 
     async def _probe(self, endpoint: Endpoint) -> None:
         url = endpoint.spec.inference_url or endpoint.spec.url
