@@ -11,7 +11,7 @@ import sys
 import uvicorn
 
 from crazy_gary.clock import SystemClock
-from crazy_gary.config import ApiKey, Settings, load_simulator_config
+from crazy_gary.config import SIMULATOR_TOKEN, ApiKey, Settings, load_simulator_config
 from crazy_gary.simulator import SimulatorServer
 from crazy_gary.web.app import create_app
 
@@ -46,7 +46,7 @@ async def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -
     async with contextlib.AsyncExitStack() as stack:
         management_url = None
         if settings.simulating:
-            simulator = await stack.enter_async_context(SimulatorServer(load_simulator_config(), clock))
+            simulator = await stack.enter_async_context(SimulatorServer(load_simulator_config(token=SIMULATOR_TOKEN), clock))
             management_url = simulator.management_url
         app = create_app(settings, clock=clock, management_url=management_url, extra_keys=extra_keys)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
