@@ -46,7 +46,9 @@ async def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -
     async with contextlib.AsyncExitStack() as stack:
         management_url = None
         if settings.simulating:
-            simulator = await stack.enter_async_context(SimulatorServer(load_simulator_config(token=SIMULATOR_TOKEN), clock))
+            simulator = await stack.enter_async_context(
+                SimulatorServer(load_simulator_config(token=SIMULATOR_TOKEN), clock)
+            )
             management_url = simulator.management_url
         app = create_app(settings, clock=clock, management_url=management_url, extra_keys=extra_keys)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
