@@ -12,7 +12,7 @@ import itertools
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "ManualClock", "SystemClock", "wait_event"]
+__all__ = ["Clock", "ManualClock", "SystemClock", "wait_any", "wait_event"]
 
 
 @runtime_checkable
@@ -115,3 +115,21 @@ async def wait_event(clock: Clock, event: asyncio.Event, timeout: float | None) 
                 task.cancel()
         await asyncio.gather(waiter, timer, return_exceptions=True)
     return event.is_set()
+
+
+async def wait_any(clock: Clock, events: list[asyncio.Event], timeout: float) -> bool:
+    """Wait until one of `events` is set or `timeout` seconds of `clock` time pass; True when one was set."""
+    if any(event.is_set() for event in events):
+        return True
+    if timeout <= 0:
+        return False
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    timer = asyncio.ensure_future(clock.sleep(timeout))
+    try:
+        await asyncio.wait({*waiters, timer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (*waiters, timer):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*waiters, timer, return_exceptions=True)
+    return any(event.is_set() for event in events)

@@ -4,6 +4,8 @@
     ├── ConfigError              a setting is missing or malformed (start-up stops, exit 2)
     ├── EndpointNotFound         no configured endpoint has that key or name
     ├── WakeTimeout              an endpoint did not run within its wake timeout
+    ├── UpstreamError            an endpoint failed to answer an inference request after retries
+    ├── NoCapacity               nothing can serve a request now (503 with Retry-After)
     └── ManagementError          the Hugging Face management API failed us
         ├── ManagementAuthError  it refused HUGGINGFACE_API_KEY (401/403)
         ├── ManagementUnavailable it could not be reached, or kept answering 5xx/429
@@ -23,6 +25,8 @@ __all__ = [
     "ManagementError",
     "ManagementRejected",
     "ManagementUnavailable",
+    "NoCapacity",
+    "UpstreamError",
     "WakeTimeout",
 ]
 
@@ -85,3 +89,24 @@ class ManagementRejected(ManagementError):
     def __init__(self, message: str, status_code: int) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class UpstreamError(CrazyGaryError):
+    """An endpoint failed to answer after the retries: `kind` is timeout, connect or status."""
+
+    code = "upstream_error"
+
+    def __init__(self, message: str, *, kind: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+
+class NoCapacity(CrazyGaryError):
+    """Nothing can serve the request now; try again after `retry_after` seconds."""
+
+    code = "no_capacity"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

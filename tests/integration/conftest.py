@@ -18,6 +18,7 @@ import httpx2
 import pytest
 
 OPERATOR_KEY = "ops-key-integration"
+USER_KEY = "user-key-integration"
 VIEWER_KEY = "viewer-key-integration"
 BIN = Path(sys.executable).parent / "crazy-gary"
 
@@ -107,7 +108,7 @@ def server_env(simulator: Process, **extra: str) -> dict[str, str]:
         "HF_ENDPOINTS_API_URL": f"{simulator.url}/v2",
         "HF_BASE_URL_120B": "demo/gpt-oss-120b",
         "HF_BASE_URL_20B": "demo/gpt-oss-20b",
-        "CRAZY_GARY_API_KEYS": f"ops:operator:{OPERATOR_KEY},viewer:{VIEWER_KEY}",
+        "CRAZY_GARY_API_KEYS": f"ops:operator:{OPERATOR_KEY},app:user:{USER_KEY},viewer:{VIEWER_KEY}",
         "CRAZY_GARY_POLL_INTERVAL": "1",
         "CRAZY_GARY_POLL_FAST_INTERVAL": "0.2",
         "CRAZY_GARY_DATA_DIR": str(Path(os.environ.get("TMPDIR", "/tmp")) / "crazy-gary-tests"),

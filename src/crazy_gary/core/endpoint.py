@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from crazy_gary.config import EndpointSpec
+from crazy_gary.core.breaker import CircuitBreaker
 from crazy_gary.core.costs import price_for
 from crazy_gary.core.ports import UpstreamEndpoint
 from crazy_gary.core.status import EndpointStatus, EndpointView, status_from_hf
@@ -24,6 +25,7 @@ class Endpoint:
     spec: EndpointSpec
     auto_sleep: float
     wake_timeout: float
+    breaker: CircuitBreaker
     upstream: UpstreamEndpoint | None = None
     reachable: bool = False
     seen: bool = False
@@ -38,6 +40,8 @@ class Endpoint:
     sleep_time: float | None = None
     running_since: float | None = None
     in_flight: int = 0
+    pending: int = 0
+    cold_start: float | None = None
     ticket: int = 0
     _updated: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -48,6 +52,13 @@ class Endpoint:
     @property
     def hf_state(self) -> str | None:
         return self.upstream.state if self.upstream and self.reachable else None
+
+    @property
+    def inference_url(self) -> str | None:
+        """Where inference requests go: HF's `status.url`, or the unmanaged endpoint's address."""
+        if not self.spec.managed:
+            return self.spec.inference_url
+        return self.upstream.url if self.upstream else None
 
     @property
     def hf_running(self) -> bool:
@@ -111,6 +122,8 @@ class Endpoint:
             price_per_hour=price,
             managed=self.spec.managed,
             in_flight=self.in_flight,
+            pending=self.pending,
+            circuit=self.breaker.state.value,
             operation=self.operation,
             error=self.failure or self.last_error or self.poll_error,
             timed_out=self.timed_out and self.failure is not None,

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from crazy_gary.clock import Clock, wait_event
 from crazy_gary.config import EndpointSpec, Settings
 from crazy_gary.core.autosleep import AutoSleeper
+from crazy_gary.core.breaker import CircuitBreaker
 from crazy_gary.core.endpoint import Endpoint, Operation
 from crazy_gary.core.poller import StatusPoller
 from crazy_gary.core.ports import ManagementAPI
@@ -63,6 +64,8 @@ class HuggingFaceEndpointManager:
         sleep_mode: str = "scale_to_zero",
         poll_interval: float = 10.0,
         poll_fast_interval: float = 1.0,
+        breaker_failures: int = 5,
+        breaker_cooldown: float = 30.0,
     ) -> None:
         self._clock = clock
         self._management = management
@@ -72,6 +75,7 @@ class HuggingFaceEndpointManager:
                 spec=spec,
                 auto_sleep=spec.auto_sleep if spec.auto_sleep is not None else auto_sleep,
                 wake_timeout=spec.wake_timeout if spec.wake_timeout is not None else wake_timeout,
+                breaker=CircuitBreaker(clock, failures_to_open=breaker_failures, cooldown=breaker_cooldown),
             )
             for spec in specs
         }
@@ -102,6 +106,8 @@ class HuggingFaceEndpointManager:
             sleep_mode=settings.sleep_mode,
             poll_interval=settings.poll_interval,
             poll_fast_interval=settings.poll_fast_interval,
+            breaker_failures=settings.breaker_failures,
+            breaker_cooldown=settings.breaker_cooldown,
         )
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -199,6 +205,39 @@ class HuggingFaceEndpointManager:
                 break
         return self.status(key)
 
+    def endpoint(self, key: str) -> Endpoint:
+        """The live record (for the router and the gateway, which read and count on it)."""
+        return self._endpoint(key)
+
+    def chain(self, key: str) -> list[str]:
+        """The endpoint and its fallbacks, in order, each once."""
+        chain = [key]
+        while (fallback := self._endpoint(chain[-1]).spec.fallback) is not None and fallback not in chain:
+            chain.append(fallback)
+        return chain
+
+    def hurry(self, key: str) -> None:
+        """Poll this endpoint's state now (an answer suggested it changed)."""
+        self._poller.hurry(self._endpoint(key))
+
+    def ready_in(self, key: str) -> float | None:
+        """Seconds until a starting endpoint should run, from its last cold start; None if unknown."""
+        endpoint = self._endpoint(key)
+        if endpoint.status() is not EndpointStatus.STARTING or endpoint.wake_time is None:
+            return None
+        expected = endpoint.cold_start if endpoint.cold_start is not None else endpoint.wake_timeout / 2
+        return max(expected - (self._clock.now() - endpoint.wake_time), 1.0)
+
+    @contextlib.contextmanager
+    def holding(self, key: str) -> Iterator[None]:
+        """Count a request held while waiting for this endpoint."""
+        endpoint = self._endpoint(key)
+        endpoint.pending += 1
+        try:
+            yield
+        finally:
+            endpoint.pending -= 1
+
     # -- activity -----------------------------------------------------------------------------
     def record_activity(self, key: str) -> None:
         """An inference request started or ended on this endpoint."""
@@ -206,18 +245,26 @@ class HuggingFaceEndpointManager:
         endpoint.last_activity = self._clock.now()
         self._autosleep.kick()
 
+    def begin_request(self, key: str) -> None:
+        """An inference request starts on this endpoint: in flight, and activity."""
+        self._endpoint(key).in_flight += 1
+        self.record_activity(key)
+
+    def end_request(self, key: str) -> None:
+        """The request's last byte went: no longer in flight, and activity."""
+        endpoint = self._endpoint(key)
+        endpoint.in_flight -= 1
+        self.record_activity(key)
+        endpoint.notify()
+
     @contextlib.asynccontextmanager
     async def in_flight(self, key: str) -> AsyncIterator[None]:
         """Count a request as in flight, with activity recorded at its start and its end."""
-        endpoint = self._endpoint(key)
-        endpoint.in_flight += 1
-        self.record_activity(key)
+        self.begin_request(key)
         try:
             yield
         finally:
-            endpoint.in_flight -= 1
-            self.record_activity(key)
-            endpoint.notify()
+            self.end_request(key)
 
     # -- internals ----------------------------------------------------------------------------
     def _endpoint(self, key: str) -> Endpoint:
@@ -234,6 +281,8 @@ class HuggingFaceEndpointManager:
         after = endpoint.status()
         if after is EndpointStatus.RUNNING and before is not EndpointStatus.RUNNING:
             endpoint.running_since = self._clock.now()
+            if endpoint.operation == "wake" and endpoint.wake_time is not None:
+                endpoint.cold_start = endpoint.running_since - endpoint.wake_time
             self._autosleep.kick()
         if after is not before:
             self._emit(ManagerEvent("state", endpoint.key, status=after.value))

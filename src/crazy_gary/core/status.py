@@ -63,6 +63,8 @@ class EndpointView:
     price_per_hour: float | None
     managed: bool
     in_flight: int
+    pending: int
+    circuit: str
     operation: str | None
     error: str | None
     timed_out: bool = False
@@ -84,6 +86,8 @@ class EndpointView:
             "price_per_hour": self.price_per_hour,
             "managed": self.managed,
             "in_flight": self.in_flight,
+            "pending": self.pending,
+            "circuit": self.circuit,
             "operation": self.operation,
             "error": self.error,
         }

@@ -13,9 +13,13 @@ from crazy_gary.clock import Clock, SystemClock
 from crazy_gary.config import ApiKey, Settings
 from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.core.ports import ManagementAPI
+from crazy_gary.core.routing import Router
+from crazy_gary.engine import Engine
+from crazy_gary.hf.inference import InferenceClient
 from crazy_gary.hf.management import HfManagement
 from crazy_gary.web.auth import KeyRing
 from crazy_gary.web.errors import install_error_handlers
+from crazy_gary.web.gateway import router as gateway_router
 from crazy_gary.web.routes import router
 
 __all__ = ["create_app"]
@@ -38,11 +42,18 @@ def create_app(
         api = management
         if api is None:
             owned = api = HfManagement(settings.token, management_url or settings.endpoints_api_url)
-        app.state.manager = HuggingFaceEndpointManager.from_settings(settings, api, clock)
+        manager = HuggingFaceEndpointManager.from_settings(settings, api, clock)
+        inference = InferenceClient(attempts=settings.retry_attempts)
+        router = Router(
+            manager, clock, fallback_wait=settings.fallback_wait, max_pending=settings.max_pending
+        )
+        app.state.manager = manager
+        app.state.engine = Engine(settings, manager, router, inference)
         try:
-            async with app.state.manager:
+            async with manager:
                 yield
         finally:
+            await inference.aclose()
             if owned is not None:
                 await owned.aclose()
 
@@ -53,9 +64,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.clock = clock
     app.state.keyring = KeyRing([*settings.api_keys, *extra_keys])
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(gateway_router)
     page = resources.files("crazy_gary.web").joinpath("static/index.html").read_text(encoding="utf-8")
 
     @app.get("/", include_in_schema=False)

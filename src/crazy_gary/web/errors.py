@@ -12,10 +12,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from crazy_gary.engine import BadRequest
 from crazy_gary.errors import (
     CrazyGaryError,
     EndpointNotFound,
     ManagementError,
+    NoCapacity,
+    UpstreamError,
     WakeTimeout,
 )
 
@@ -43,8 +46,14 @@ def error_response(
 
 
 def _status_for(exc: CrazyGaryError) -> int:
+    if isinstance(exc, BadRequest):
+        return 400
     if isinstance(exc, EndpointNotFound):
         return 404
+    if isinstance(exc, NoCapacity):
+        return 503
+    if isinstance(exc, UpstreamError):
+        return 502
     if isinstance(exc, WakeTimeout):
         return 504
     if isinstance(exc, ManagementError):
@@ -71,7 +80,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(CrazyGaryError)
     async def _domain_error(request: Request, exc: CrazyGaryError) -> JSONResponse:
-        return error_response(_status_for(exc), exc.code, exc.message)
+        headers = None
+        if isinstance(exc, NoCapacity):
+            headers = {"Retry-After": str(exc.retry_after), "X-Crazy-Gary-Served-By": "none"}
+        elif isinstance(exc, UpstreamError):
+            headers = {"X-Crazy-Gary-Served-By": "none"}
+        return error_response(_status_for(exc), exc.code, exc.message, headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

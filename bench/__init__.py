@@ -1,0 +1,1 @@
+"""Benchmarks of crazy-gary: `python -m bench` (see bench/README.md)."""

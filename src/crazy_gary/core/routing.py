@@ -1,0 +1,148 @@
+"""Which endpoint serves a request: serve, hold, or fall back, and why (SPEC §5).
+
+A running primary serves at once. A sleeping or starting one is woken (one wake per endpoint,
+shared with the manager) and the request waits up to `fallback_wait` for it before the first
+running fallback answers. When nothing in the chain runs, every wakeable endpoint of the chain is
+woken and the request is held until one runs, up to the primary's wake timeout and at most
+`max_pending` held requests per endpoint; past either, `NoCapacity` with a Retry-After estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from crazy_gary.clock import Clock, wait_any
+from crazy_gary.core.manager import HuggingFaceEndpointManager
+from crazy_gary.core.status import EndpointStatus
+from crazy_gary.errors import NoCapacity
+
+__all__ = ["Decision", "FallbackReason", "Router"]
+
+_WAKEABLE = frozenset({EndpointStatus.SLEEPING, EndpointStatus.STARTING, EndpointStatus.STOPPING})
+_RECHECK = 1.0  # seconds: open circuits turn half-open with time, not with an event
+
+
+class FallbackReason(StrEnum):
+    PRIMARY_SLEEPING = "primary_sleeping"
+    PRIMARY_STARTING = "primary_starting"
+    PRIMARY_ERROR = "primary_error"
+    CIRCUIT_OPEN = "circuit_open"
+    PRIMARY_TIMEOUT = "primary_timeout"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Send the request to `key` at `url`; `reason` says why when it is not the primary."""
+
+    key: str
+    url: str
+    reason: FallbackReason | None
+
+
+class Router:
+    """Chooses an endpoint for each request; the gateway and HarmonyClient share one."""
+
+    def __init__(
+        self,
+        manager: HuggingFaceEndpointManager,
+        clock: Clock,
+        *,
+        fallback_wait: float = 5.0,
+        max_pending: int = 256,
+    ) -> None:
+        self._manager = manager
+        self._clock = clock
+        self._fallback_wait = fallback_wait
+        self._max_pending = max_pending
+
+    def reason(self, key: str) -> FallbackReason | None:
+        """Why `key` cannot serve right now, or None when it can."""
+        endpoint = self._manager.endpoint(key)
+        status = endpoint.status()
+        if status is EndpointStatus.RUNNING and endpoint.inference_url:
+            return None if endpoint.breaker.allows() else FallbackReason.CIRCUIT_OPEN
+        if status in (EndpointStatus.SLEEPING, EndpointStatus.STOPPING):
+            return FallbackReason.PRIMARY_SLEEPING
+        if status is EndpointStatus.STARTING:
+            return FallbackReason.PRIMARY_STARTING
+        return FallbackReason.PRIMARY_ERROR
+
+    async def route(
+        self, primary: str, *, exclude: frozenset[str] = frozenset(), why: FallbackReason | None = None
+    ) -> Decision:
+        """Pick the endpoint for a request to `primary`; may wake endpoints and wait (see module doc).
+
+        `exclude` holds endpoints that already failed this request; `why` is then the reason to report.
+        """
+        chain = [key for key in self._manager.chain(primary) if key not in exclude]
+        first = self._take(chain[:1], primary, why)
+        if first is not None:
+            return first
+        arrival = why or self.reason(primary)
+        if primary in chain and self._wake_for_request(primary):
+            pending = self._manager.endpoint(primary).pending
+            if self._fallback_wait > 0 and pending < self._max_pending:
+                with self._manager.holding(primary):
+                    decided = await self._hold([primary], primary, arrival, self._fallback_wait)
+                if decided is not None:
+                    return decided
+        served = self._take(chain, primary, arrival)
+        if served is not None:
+            return served
+        return await self._hold_for_any(chain, primary, arrival)
+
+    def _take(self, chain: list[str], primary: str, why: FallbackReason | None) -> Decision | None:
+        """The first endpoint of the chain that can serve now, with its breaker claimed."""
+        for key in chain:
+            endpoint = self._manager.endpoint(key)
+            if self.reason(key) is None and endpoint.breaker.acquire():
+                url = endpoint.inference_url
+                assert url is not None
+                reason = (
+                    None if key == primary else (why or self.reason(primary) or FallbackReason.PRIMARY_ERROR)
+                )
+                return Decision(key, url, reason)
+        return None
+
+    def _wake_for_request(self, key: str) -> bool:
+        """Wake a sleeping endpoint for a request; an endpoint in error is left to the operator."""
+        status = self._manager.endpoint(key).status()
+        if status not in _WAKEABLE or not self._manager.endpoint(key).spec.managed:
+            return False
+        if status is not EndpointStatus.STARTING:
+            self._manager.wake(key, actor="gateway")
+        return True
+
+    async def _hold(
+        self, keys: list[str], primary: str, why: FallbackReason | None, timeout: float
+    ) -> Decision | None:
+        deadline = self._clock.monotonic() + timeout
+        while True:
+            events = [self._manager.endpoint(key).updated() for key in keys]
+            decided = self._take(keys, primary, why)
+            if decided is not None:
+                return decided
+            remaining = deadline - self._clock.monotonic()
+            if remaining <= 0:
+                return None
+            await wait_any(self._clock, events, min(remaining, _RECHECK))
+
+    async def _hold_for_any(self, chain: list[str], primary: str, why: FallbackReason | None) -> Decision:
+        wakeable = [key for key in chain if self._wake_for_request(key)]
+        if not wakeable or self._manager.endpoint(primary).pending >= self._max_pending:
+            raise self._no_capacity(chain, primary)
+        timeout = self._manager.wake_timeout(primary)
+        with self._manager.holding(primary):
+            decided = await self._hold(chain, primary, why, timeout)
+        if decided is None:
+            raise self._no_capacity(chain, primary)
+        return decided
+
+    def _no_capacity(self, chain: list[str], primary: str) -> NoCapacity:
+        estimates = [eta for key in chain if (eta := self._manager.ready_in(key)) is not None]
+        retry_after = math.ceil(min(estimates)) if estimates else 30
+        return NoCapacity(
+            f"No endpoint can serve '{primary}' now; it is starting or unavailable.", retry_after=retry_after
+        )

@@ -1,0 +1,144 @@
+"""The OpenAI-compatible gateway: `POST /v1/chat/completions` and `GET /v1/models` (role user)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+
+from crazy_gary.clock import Clock
+from crazy_gary.engine import ChatRequest, Engine, Exchange
+from crazy_gary.errors import CrazyGaryError
+from crazy_gary.web.auth import Caller, require
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["gateway"])
+User = Annotated[Caller, Depends(require("user"))]
+SERVED_BY = "X-Crazy-Gary-Served-By"
+REASON = "X-Crazy-Gary-Fallback-Reason"
+HEADERS_AFTER = 4.0  # a stream held longer than this gets its headers at once
+HEARTBEAT = 4.0  # SSE comment lines at least every 5 s while held
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def served_headers(exchange: Exchange) -> dict[str, str]:
+    headers = {SERVED_BY: exchange.served_by}
+    if exchange.fallback_reason:
+        headers[REASON] = exchange.fallback_reason
+    return headers
+
+
+@router.get("/v1/models")
+async def models(request: Request, caller: User) -> dict[str, Any]:
+    """The configured endpoints as OpenAI models, with their state."""
+    engine: Engine = request.app.state.engine
+    data = []
+    for key, view in engine.manager.all_status().items():
+        data.append(
+            {
+                "id": key,
+                "object": "model",
+                "created": 0,
+                "owned_by": "crazy-gary",
+                "root": view.model or view.name,
+                "status": view.status.value,
+            }
+        )
+    return {"object": "list", "data": data}
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request, caller: User) -> Response:
+    """OpenAI chat completions, streaming or not, served by the primary or its fallback."""
+    engine: Engine = request.app.state.engine
+    chat = engine.parse(await request.body())
+    if chat.stream:
+        return await _stream(engine, chat, request.app.state.clock)
+    exchange = await engine.open(chat)
+    try:
+        content = await exchange.aread()
+    finally:
+        await exchange.aclose()
+    media_type = exchange.response.headers.get("content-type", "application/json")
+    return Response(content, exchange.response.status_code, served_headers(exchange), media_type)
+
+
+async def _within(clock: Clock, task: asyncio.Task[Exchange], seconds: float) -> bool:
+    """Wait for `task` at most `seconds` of clock time; True when it is done."""
+    timer = asyncio.ensure_future(clock.sleep(seconds))
+    try:
+        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+    return task.done()
+
+
+class _ClosingStream(StreamingResponse):
+    """A streaming answer that always runs `on_close`, even when the caller left before the first byte.
+
+    Starlette may cancel a stream before its iterator starts, and an async generator that never
+    started never runs its `finally`: the request would stay counted in flight forever.
+    """
+
+    def __init__(
+        self,
+        body: AsyncIterator[bytes],
+        status: int,
+        headers: dict[str, str],
+        media_type: str,
+        on_close: Callable[[], Awaitable[None]],
+    ) -> None:
+        super().__init__(body, status, headers, media_type)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._on_close()
+
+
+async def _stream(engine: Engine, chat: ChatRequest, clock: Clock) -> Response:
+    task = asyncio.create_task(engine.open(chat))
+    if await _within(clock, task, HEADERS_AFTER):
+        exchange = task.result()  # routing errors surface here as error answers
+        return _ClosingStream(
+            exchange.aiter_bytes(),
+            exchange.response.status_code,
+            {**served_headers(exchange), **SSE_HEADERS},
+            exchange.response.headers.get("content-type", "text/event-stream"),
+            exchange.aclose,
+        )
+
+    async def close() -> None:
+        if not task.done():
+            task.cancel()
+        results = await asyncio.gather(task, return_exceptions=True)
+        if isinstance(results[0], Exchange):
+            await results[0].aclose()
+
+    return _ClosingStream(
+        _held(task, chat, clock), 200, {SERVED_BY: "pending", **SSE_HEADERS}, "text/event-stream", close
+    )
+
+
+async def _held(task: asyncio.Task[Exchange], chat: ChatRequest, clock: Clock) -> AsyncIterator[bytes]:
+    """Heartbeats while routing waits, then `: served-by …` and the endpoint's stream."""
+    while not task.done():
+        yield f": waiting for {chat.key}\n\n".encode()
+        await _within(clock, task, HEARTBEAT)
+    try:
+        exchange = task.result()
+    except CrazyGaryError as exc:
+        error = {"error": {"message": exc.message, "type": exc.code, "code": exc.code}}
+        yield f"data: {json.dumps(error)}\n\ndata: [DONE]\n\n".encode()
+        return
+    reason = f" {exchange.fallback_reason}" if exchange.fallback_reason else ""
+    yield f": served-by {exchange.served_by}{reason}\n\n".encode()
+    async for chunk in exchange.aiter_bytes():
+        yield chunk

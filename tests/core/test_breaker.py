@@ -1,0 +1,65 @@
+"""The circuit breaker on the manual clock."""
+
+from __future__ import annotations
+
+from crazy_gary.clock import ManualClock
+from crazy_gary.core.breaker import BreakerState, CircuitBreaker
+
+
+async def test_opens_after_consecutive_failures_and_half_opens_after_cooldown() -> None:
+    """Five failures in a row open it; after the cooldown one trial is let through at a time."""
+    clock = ManualClock()
+    breaker = CircuitBreaker(clock, failures_to_open=5, cooldown=30)
+    for _ in range(4):
+        assert breaker.acquire()
+        breaker.record_failure()
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.acquire()
+    breaker.record_failure()
+    assert breaker.state is BreakerState.OPEN
+    assert not breaker.acquire()
+    await clock.advance(30)
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.acquire()
+    assert not breaker.acquire()  # only one trial in flight
+    breaker.record_success()
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.acquire()
+
+
+async def test_failed_trial_opens_again() -> None:
+    """A failing trial request re-opens the circuit for another cooldown."""
+    clock = ManualClock()
+    breaker = CircuitBreaker(clock, failures_to_open=1, cooldown=10)
+    breaker.acquire()
+    breaker.record_failure()
+    await clock.advance(10)
+    assert breaker.acquire()
+    breaker.record_failure()
+    assert breaker.state is BreakerState.OPEN
+    await clock.advance(9)
+    assert not breaker.allows()
+
+
+async def test_failure_ratio_opens() -> None:
+    """Half of the last calls failing opens it even without five in a row."""
+    breaker = CircuitBreaker(ManualClock(), failures_to_open=5, window=10, min_calls_for_ratio=10)
+    for index in range(10):
+        breaker.acquire()
+        if index % 2:
+            breaker.record_failure()
+        else:
+            breaker.record_success()
+    assert breaker.state is BreakerState.OPEN
+
+
+async def test_released_trial_frees_the_slot() -> None:
+    """A trial that ended without an outcome (cancelled) lets the next one through."""
+    clock = ManualClock()
+    breaker = CircuitBreaker(clock, failures_to_open=1, cooldown=1)
+    breaker.acquire()
+    breaker.record_failure()
+    await clock.advance(1)
+    assert breaker.acquire()
+    breaker.release()
+    assert breaker.acquire()
