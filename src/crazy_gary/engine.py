@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx2
 
+from crazy_gary.clock import Clock
 from crazy_gary.config import Settings
 from crazy_gary.core.endpoint import Endpoint
 from crazy_gary.core.manager import HuggingFaceEndpointManager
+from crazy_gary.core.ports import ManagementAPI
 from crazy_gary.core.routing import Decision, FallbackReason, Router
 from crazy_gary.core.status import EndpointStatus
 from crazy_gary.errors import CrazyGaryError, UpstreamError
@@ -81,6 +83,23 @@ class Exchange:
 
 class Engine:
     """Routes, forwards and falls back; one per app or HarmonyClient."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, management: ManagementAPI, clock: Clock) -> Engine:
+        """The manager, router and pooled client as the settings describe them."""
+        manager = HuggingFaceEndpointManager.from_settings(settings, management, clock)
+        router = Router(
+            manager, clock, fallback_wait=settings.fallback_wait, max_pending=settings.max_pending
+        )
+        return cls(settings, manager, router, InferenceClient(attempts=settings.retry_attempts))
+
+    async def start(self) -> None:
+        await self.manager.start()
+
+    async def aclose(self) -> None:
+        """Stop the manager's tasks and close the pooled connections."""
+        await self.manager.close()
+        await self.inference.aclose()
 
     def __init__(
         self,

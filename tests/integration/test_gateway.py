@@ -205,3 +205,33 @@ def test_models_lists_the_endpoints(gateway: Process) -> None:
     """GET /v1/models lists the configured endpoints."""
     models = {model.id for model in client(gateway).models.list()}
     assert models == {"120b", "20b"}
+
+
+def test_held_stream_gets_headers_heartbeats_and_who_served(gateway: Process, simulator: Process) -> None:
+    """A stream held over 4 s gets headers at once (served-by pending), heartbeats, then `: served-by`."""
+    for name in ("120b", "20b"):
+        sim_set(simulator, f"endpoints/gpt-oss-{name}", cold_start=6.5)
+    body = {"model": "120b", "messages": MESSAGES, "stream": True}
+    headers = {"Authorization": f"Bearer {USER_KEY}"}
+    started = time.monotonic()
+    lines: list[tuple[float, str]] = []
+    with httpx2.stream(
+        "POST", f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=30
+    ) as response:
+        headers_at = time.monotonic() - started
+        assert response.headers["x-crazy-gary-served-by"] == "pending"
+        for line in response.iter_lines():
+            lines.append((time.monotonic() - started, line))
+    assert 3.5 <= headers_at < 6
+    comments = [text for _, text in lines if text.startswith(":")]
+    assert comments[0] == ": waiting for 120b"
+    served = [text for text in comments if text.startswith(": served-by")]
+    assert served == [": served-by 120b"]
+    first_data = next(index for index, (_, text) in enumerate(lines) if text.startswith("data:"))
+    assert lines[first_data - 2][1] == ": served-by 120b"
+    assert [text for _, text in lines if text][-1] == "data: [DONE]"
+    waits = [at for at, text in lines if text.startswith(": waiting")]
+    assert all(
+        later - earlier <= 5
+        for earlier, later in zip([headers_at, *waits], [*waits, lines[first_data][0]], strict=False)
+    )

@@ -11,11 +11,8 @@ from fastapi.responses import HTMLResponse
 
 from crazy_gary.clock import Clock, SystemClock
 from crazy_gary.config import ApiKey, Settings
-from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.core.ports import ManagementAPI
-from crazy_gary.core.routing import Router
 from crazy_gary.engine import Engine
-from crazy_gary.hf.inference import InferenceClient
 from crazy_gary.hf.management import HfManagement
 from crazy_gary.web.auth import KeyRing
 from crazy_gary.web.errors import install_error_handlers
@@ -42,18 +39,14 @@ def create_app(
         api = management
         if api is None:
             owned = api = HfManagement(settings.token, management_url or settings.endpoints_api_url)
-        manager = HuggingFaceEndpointManager.from_settings(settings, api, clock)
-        inference = InferenceClient(attempts=settings.retry_attempts)
-        router = Router(
-            manager, clock, fallback_wait=settings.fallback_wait, max_pending=settings.max_pending
-        )
-        app.state.manager = manager
-        app.state.engine = Engine(settings, manager, router, inference)
+        engine = Engine.from_settings(settings, api, clock)
+        app.state.engine = engine
+        app.state.manager = engine.manager
+        await engine.start()
         try:
-            async with manager:
-                yield
+            yield
         finally:
-            await inference.aclose()
+            await engine.aclose()
             if owned is not None:
                 await owned.aclose()
 
