@@ -17,15 +17,15 @@ from crazy_gary.config import EndpointSpec, Settings
 from crazy_gary.core.autosleep import AutoSleeper
 from crazy_gary.core.breaker import CircuitBreaker
 from crazy_gary.core.endpoint import Endpoint, Operation
+from crazy_gary.core.operations import OperationFailed, OperationRunner
 from crazy_gary.core.poller import StatusPoller
 from crazy_gary.core.ports import ManagementAPI
 from crazy_gary.core.status import EndpointStatus, EndpointView
-from crazy_gary.errors import EndpointNotFound, ManagementError, ManagementUnavailable
+from crazy_gary.errors import EndpointNotFound, ManagementError
 
 __all__ = ["HuggingFaceEndpointManager", "ManagerEvent", "OperationResult"]
 
 logger = logging.getLogger(__name__)
-DRAIN_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,6 @@ class HuggingFaceEndpointManager:
     ) -> None:
         self._clock = clock
         self._management = management
-        self._sleep_mode = sleep_mode
         self._endpoints: dict[str, Endpoint] = {
             spec.key: Endpoint(
                 spec=spec,
@@ -88,6 +87,7 @@ class HuggingFaceEndpointManager:
             fast_interval=poll_fast_interval,
             on_change=self._state_changed,
         )
+        self._runner = OperationRunner(management, self._poller, clock, sleep_mode)
         self._autosleep = AutoSleeper(self._endpoints.values(), clock, sleep=self._auto_sleep)
         self._operations: set[asyncio.Task[None]] = set()
         self._started = False
@@ -298,7 +298,7 @@ class HuggingFaceEndpointManager:
             endpoint.wake_time = self._clock.now()
         else:
             endpoint.sleep_time = self._clock.now()
-        runner = self._run_wake if operation == "wake" else self._run_sleep
+        runner = self._runner.wake if operation == "wake" else self._runner.sleep
         task = asyncio.create_task(self._operate(endpoint, operation, actor, runner, previous))
         endpoint.task = task
         self._operations.add(task)
@@ -325,7 +325,7 @@ class HuggingFaceEndpointManager:
             await runner(endpoint)
         except ManagementError as exc:
             error = exc.message
-        except _OperationFailed as exc:
+        except OperationFailed as exc:
             error, timed_out = str(exc), exc.timed_out
         finally:
             if endpoint.task is asyncio.current_task():
@@ -353,86 +353,5 @@ class HuggingFaceEndpointManager:
         if error is not None:
             logger.warning("%s of %s failed: %s", operation, endpoint.key, error)
 
-    async def _run_wake(self, endpoint: Endpoint) -> None:
-        namespace, name = _address(endpoint)
-        deadline = self._clock.monotonic() + endpoint.wake_timeout
-        await self._start_upstream(endpoint, namespace, name, deadline)
-        while True:
-            updated = endpoint.updated()
-            if endpoint.hf_running:
-                return
-            if endpoint.hf_state in ("failed", "updateFailed"):
-                raise _OperationFailed(
-                    f"Endpoint {endpoint.key} failed while starting ({endpoint.hf_state})."
-                )
-            remaining = deadline - self._clock.monotonic()
-            if remaining <= 0:
-                raise _OperationFailed(
-                    f"Endpoint {endpoint.key} did not start within {endpoint.wake_timeout:g} seconds.",
-                    timed_out=True,
-                )
-            await wait_event(self._clock, updated, remaining)
-
-    async def _start_upstream(self, endpoint: Endpoint, namespace: str, name: str, deadline: float) -> None:
-        """Ask HF to start the endpoint; a passing fault of the management API is tried again."""
-        while True:
-            try:
-                ticket = self._poller.ticket()
-                current = await self._management.get(namespace, name)
-                self._poller.apply(endpoint, current, ticket)
-                if current.state == "scaledToZero" and current.url:
-                    await self._management.poke(current.url)
-                elif current.state in ("paused", "scaledToZero", "failed", "updateFailed"):
-                    ticket = self._poller.ticket()
-                    self._poller.apply(endpoint, await self._management.resume(namespace, name), ticket)
-                return
-            except ManagementError as exc:
-                if not _transient(exc) or self._clock.monotonic() >= deadline:
-                    raise
-            await self._clock.sleep(self._poller.fast_interval)
-
-    async def _run_sleep(self, endpoint: Endpoint) -> None:
-        namespace, name = _address(endpoint)
-        drain_deadline = self._clock.monotonic() + DRAIN_TIMEOUT
-        while endpoint.in_flight > 0:
-            updated = endpoint.updated()
-            remaining = drain_deadline - self._clock.monotonic()
-            if remaining <= 0:
-                break
-            await wait_event(self._clock, updated, remaining)
-        ticket = self._poller.ticket()
-        if self._sleep_mode == "pause":
-            upstream = await self._management.pause(namespace, name)
-        else:
-            upstream = await self._management.scale_to_zero(namespace, name)
-        self._poller.apply(endpoint, upstream, ticket)
-        deadline = self._clock.monotonic() + endpoint.wake_timeout
-        while not endpoint.hf_sleeping:
-            updated = endpoint.updated()
-            remaining = deadline - self._clock.monotonic()
-            if remaining <= 0:
-                raise _OperationFailed(
-                    f"Endpoint {endpoint.key} did not stop within {endpoint.wake_timeout:g} s."
-                )
-            await wait_event(self._clock, updated, remaining)
-
     def _auto_sleep(self, endpoint: Endpoint) -> None:
         self.sleep(endpoint.key, actor="auto-sleep")
-
-
-class _OperationFailed(Exception):
-    """An operation ended without reaching its state; the message is shown to users."""
-
-    def __init__(self, message: str, *, timed_out: bool = False) -> None:
-        super().__init__(message)
-        self.timed_out = timed_out
-
-
-def _transient(exc: ManagementError) -> bool:
-    return isinstance(exc, ManagementUnavailable)
-
-
-def _address(endpoint: Endpoint) -> tuple[str, str]:
-    spec = endpoint.spec
-    assert spec.namespace is not None and spec.name is not None, "only managed endpoints are operated"
-    return spec.namespace, spec.name

@@ -1,0 +1,104 @@
+"""The background work of a wake or a sleep: ask Hugging Face, then wait for the state to follow."""
+
+from __future__ import annotations
+
+from crazy_gary.clock import Clock, wait_event
+from crazy_gary.core.endpoint import Endpoint
+from crazy_gary.core.poller import StatusPoller
+from crazy_gary.core.ports import ManagementAPI
+from crazy_gary.errors import ManagementError, ManagementUnavailable
+
+__all__ = ["DRAIN_TIMEOUT", "OperationFailed", "OperationRunner"]
+
+DRAIN_TIMEOUT = 60.0
+
+
+class OperationRunner:
+    """Runs wakes and sleeps for the manager; raises ManagementError or OperationFailed."""
+
+    def __init__(
+        self, management: ManagementAPI, poller: StatusPoller, clock: Clock, sleep_mode: str
+    ) -> None:
+        self._management = management
+        self._poller = poller
+        self._clock = clock
+        self._sleep_mode = sleep_mode
+
+    async def wake(self, endpoint: Endpoint) -> None:
+        namespace, name = _address(endpoint)
+        deadline = self._clock.monotonic() + endpoint.wake_timeout
+        await self._start_upstream(endpoint, namespace, name, deadline)
+        while True:
+            updated = endpoint.updated()
+            if endpoint.hf_running:
+                return
+            if endpoint.hf_state in ("failed", "updateFailed"):
+                raise OperationFailed(f"Endpoint {endpoint.key} failed while starting ({endpoint.hf_state}).")
+            remaining = deadline - self._clock.monotonic()
+            if remaining <= 0:
+                raise OperationFailed(
+                    f"Endpoint {endpoint.key} did not start within {endpoint.wake_timeout:g} seconds.",
+                    timed_out=True,
+                )
+            await wait_event(self._clock, updated, remaining)
+
+    async def _start_upstream(self, endpoint: Endpoint, namespace: str, name: str, deadline: float) -> None:
+        """Ask HF to start the endpoint; a passing fault of the management API is tried again."""
+        while True:
+            try:
+                ticket = self._poller.ticket()
+                current = await self._management.get(namespace, name)
+                self._poller.apply(endpoint, current, ticket)
+                if current.state == "scaledToZero" and current.url:
+                    await self._management.poke(current.url)
+                elif current.state in ("paused", "scaledToZero", "failed", "updateFailed"):
+                    ticket = self._poller.ticket()
+                    self._poller.apply(endpoint, await self._management.resume(namespace, name), ticket)
+                return
+            except ManagementError as exc:
+                if not _transient(exc) or self._clock.monotonic() >= deadline:
+                    raise
+            await self._clock.sleep(self._poller.fast_interval)
+
+    async def sleep(self, endpoint: Endpoint) -> None:
+        namespace, name = _address(endpoint)
+        drain_deadline = self._clock.monotonic() + DRAIN_TIMEOUT
+        while endpoint.in_flight > 0:
+            updated = endpoint.updated()
+            remaining = drain_deadline - self._clock.monotonic()
+            if remaining <= 0:
+                break
+            await wait_event(self._clock, updated, remaining)
+        ticket = self._poller.ticket()
+        if self._sleep_mode == "pause":
+            upstream = await self._management.pause(namespace, name)
+        else:
+            upstream = await self._management.scale_to_zero(namespace, name)
+        self._poller.apply(endpoint, upstream, ticket)
+        deadline = self._clock.monotonic() + endpoint.wake_timeout
+        while not endpoint.hf_sleeping:
+            updated = endpoint.updated()
+            remaining = deadline - self._clock.monotonic()
+            if remaining <= 0:
+                raise OperationFailed(
+                    f"Endpoint {endpoint.key} did not stop within {endpoint.wake_timeout:g} s."
+                )
+            await wait_event(self._clock, updated, remaining)
+
+
+class OperationFailed(Exception):
+    """An operation ended without reaching its state; the message is shown to users."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+def _transient(exc: ManagementError) -> bool:
+    return isinstance(exc, ManagementUnavailable)
+
+
+def _address(endpoint: Endpoint) -> tuple[str, str]:
+    spec = endpoint.spec
+    assert spec.namespace is not None and spec.name is not None, "only managed endpoints are operated"
+    return spec.namespace, spec.name
