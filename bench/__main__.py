@@ -32,7 +32,7 @@ from bench._measure import (
     stream_first_bytes,
     wait_not_running,
 )
-from bench._procs import Processes, memory_kib
+from bench._procs import Processes, memory_kib, tail
 from bench._report import Report, Row, added_ms, mb, ms, per_second
 from bench._stack import HOST, KEY, Gateway, gateway_route_in_source, start_backend, start_gateway
 
@@ -181,9 +181,7 @@ def measure_fallback(ctx: Context) -> None:
     state = ctx.attempt("dead primary", lambda: wait_not_running(HOST, port, KEY, "dead", plan.dead_timeout))
     if state is None:
         return
-    ctx.report.note(
-        f"dead primary: the gateway called it '{state[0]}' after {state[1]:.1f} s of polling"
-    )
+    ctx.report.note(f"dead primary: the gateway called it '{state[0]}' after {state[1]:.1f} s of polling")
     pair = ctx.attempt(
         "dead primary",
         lambda: fallback_pair(
@@ -264,7 +262,9 @@ def _title(ctx: Context, quick: bool) -> list[str]:
 
 def run(ctx: Context, quick: bool, direct_only: bool) -> None:
     ctx.report.title = _title(ctx, quick)
-    if not direct_only:
+    if direct_only:
+        ctx.report.note("--direct-only: crazy-gary was not started")
+    else:
         _progress("starting crazy-gary serve")
         ctx.gateway = ctx.attempt(
             "gateway start",
@@ -275,12 +275,17 @@ def run(ctx: Context, quick: bool, direct_only: bool) -> None:
     for label, step in (
         ("sequential latency", measure_latency),
         ("stream first byte", measure_streams),
-        ("throughput", measure_throughput),
-        ("dead primary → fallback", measure_fallback),
+        ("dead primary → fallback", measure_fallback),  # before the load: it leaves 32 idle upstream
+        ("throughput", measure_throughput),  # connections in the gateway's pool, which slows it
         ("gateway memory and start-up", measure_process),
     ):
         _progress(label)
         step(ctx)
+    if ctx.gateway is not None and ctx.gateway.child.poll() is not None:
+        code = ctx.gateway.child.returncode
+        ctx.report.note(
+            f"crazy-gary exited with code {code} during the run; its log:\n{tail(ctx.gateway.log)}"
+        )
 
 
 def _progress(text: str) -> None:

@@ -126,7 +126,7 @@ def tail(path: Path, lines: int = 8) -> str:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return "  (no log)"
-    return "\n".join("  " + line for line in text.rstrip().splitlines()[-lines:]) or "  (empty log)"
+    return "\n".join("      " + line for line in text.rstrip().splitlines()[-lines:]) or "  (empty log)"
 
 
 def wait_until_ok(
