@@ -7,7 +7,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint typecheck unit setup clean
+.PHONY: run test lint typecheck unit setup clean bench
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -23,8 +23,8 @@ run: setup
 	$(VENV)/bin/crazy-gary serve
 
 lint: setup
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 
 typecheck: setup
 	$(VENV)/bin/mypy
@@ -33,6 +33,9 @@ unit: setup
 	$(VENV)/bin/pytest
 
 test: lint typecheck unit
+
+bench: setup
+	$(VENV)/bin/python -m bench
 
 clean:
 	rm -rf $(TOOLS) $(VENV) .mypy_cache .pytest_cache .ruff_cache
