@@ -13,11 +13,14 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
 
+# Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set, Python would otherwise
+# compile every module from source at each start (twice the start-up time).
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --python $(PYTHON) --quiet
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON) --quiet
 	touch $@
 
 setup: $(VENV)/.synced
+	@$(VENV)/bin/python -m compileall -q src
 
 run: setup
 	$(VENV)/bin/crazy-gary serve

@@ -150,7 +150,7 @@ class HarmonyClient:
 
     async def _stream(self, exchange: Exchange) -> AsyncIterator[ChatChunk]:
         try:
-            if exchange.response.status_code != 200:
+            if exchange.response.status != 200:
                 _answer(exchange, await exchange.aread())
             async for line in exchange.response.aiter_lines():
                 if not line.startswith("data:") or line[5:].strip() == "[DONE]":
@@ -171,7 +171,7 @@ class HarmonyClient:
 
 def _answer(exchange: Exchange, content: bytes) -> dict[str, Any]:
     """The JSON answer, or UpstreamError with the endpoint's own message when it refused."""
-    status = exchange.response.status_code
+    status = exchange.response.status
     try:
         payload = json.loads(content)
     except ValueError:

@@ -10,8 +10,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx2
-
 from crazy_gary.clock import Clock
 from crazy_gary.config import Settings
 from crazy_gary.core.endpoint import Endpoint
@@ -20,7 +18,7 @@ from crazy_gary.core.ports import ManagementAPI
 from crazy_gary.core.routing import Decision, FallbackReason, Router
 from crazy_gary.core.status import EndpointStatus
 from crazy_gary.errors import CrazyGaryError, UpstreamError
-from crazy_gary.hf.inference import InferenceClient
+from crazy_gary.hf.inference import InferenceClient, UpstreamResponse
 
 __all__ = ["BadRequest", "ChatRequest", "Engine", "Exchange"]
 
@@ -55,7 +53,7 @@ class Exchange:
     """An answer whose headers arrived; its body is read by the caller, then `aclose()` is awaited."""
 
     decision: Decision
-    response: httpx2.Response
+    response: UpstreamResponse
     _engine: Engine
     _closed: bool = False
 
@@ -68,7 +66,7 @@ class Exchange:
         return self.decision.reason.value if self.decision.reason else None
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        async for chunk in self.response.aiter_raw():
+        async for chunk in self.response.aiter_bytes():
             yield chunk
 
     async def aread(self) -> bytes:
@@ -156,7 +154,7 @@ class Engine:
                 self.manager.end_request(decision.key)
                 endpoint.breaker.release()
                 raise
-            if response.status_code >= 500:
+            if response.status >= 500:
                 endpoint.breaker.record_failure()
                 exclude.add(decision.key)
                 if self._has_alternative(request.key, exclude):
@@ -168,7 +166,7 @@ class Engine:
                 endpoint.breaker.record_success()
             return Exchange(decision, response, self)
 
-    async def _send(self, request: ChatRequest, endpoint: Endpoint, decision: Decision) -> httpx2.Response:
+    async def _send(self, request: ChatRequest, endpoint: Endpoint, decision: Decision) -> UpstreamResponse:
         headers = self._managed_headers if endpoint.spec.managed else self._plain_headers
         return await self.inference.open(decision.url + CHAT_PATH, request.body_for(endpoint), headers)
 

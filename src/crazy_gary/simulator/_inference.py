@@ -7,7 +7,6 @@ endpoint starts it), 400 "Invalid state" while it is paused, and holds a request
 
 from __future__ import annotations
 
-import asyncio
 import math
 import uuid
 
@@ -174,9 +173,10 @@ async def drop_connection(request: Request) -> Response:
     # `receive` reaches the handler unwrapped (Starlette wraps `send` in its exception layers).
     cycle = getattr(request.receive, "__self__", None)
     transport = getattr(cycle, "transport", None)
-    if not isinstance(transport, asyncio.WriteTransport):
+    abort = getattr(transport, "abort", None)  # asyncio's and uvloop's transports both have it
+    if abort is None:
         raise ConnectionAbortedError("simulated dropped connection")  # not under uvicorn
-    transport.abort()
+    abort()
     while (await request.receive())["type"] != "http.disconnect":
         pass  # the server marks the cycle disconnected; whatever is sent next is discarded
     return Response(status_code=500)

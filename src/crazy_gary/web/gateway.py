@@ -65,7 +65,7 @@ async def chat_completions(request: Request, caller: User) -> Response:
     finally:
         await exchange.aclose()
     media_type = exchange.response.headers.get("content-type", "application/json")
-    return Response(content, exchange.response.status_code, served_headers(exchange), media_type)
+    return Response(content, exchange.response.status, served_headers(exchange), media_type)
 
 
 async def _within(clock: Clock, task: asyncio.Task[Exchange], seconds: float) -> bool:
@@ -109,7 +109,7 @@ async def _stream(engine: Engine, chat: ChatRequest, clock: Clock) -> Response:
         exchange = task.result()  # routing errors surface here as error answers
         return _ClosingStream(
             exchange.aiter_bytes(),
-            exchange.response.status_code,
+            exchange.response.status,
             {**served_headers(exchange), **SSE_HEADERS},
             exchange.response.headers.get("content-type", "text/event-stream"),
             exchange.aclose,

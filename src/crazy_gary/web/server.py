@@ -7,6 +7,7 @@ import contextlib
 import secrets
 import socket
 import sys
+from collections.abc import Callable
 
 import uvicorn
 
@@ -76,8 +77,17 @@ def _announce(sock: socket.socket, settings: Settings, token: str | None, simula
     print("\n".join(lines), flush=True)
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed: the same asyncio API, about twice the speed on the hot path."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        return None
+    return uvloop.new_event_loop
+
+
 def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Blocking `serve`; Ctrl-C stops it quietly."""
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings, host, port))
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve(settings, host, port))
     sys.stdout.flush()
