@@ -6,8 +6,8 @@ Shared by the web gateway and HarmonyClient; knows no web framework.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from crazy_gary.clock import Clock
@@ -17,10 +17,10 @@ from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.core.ports import ManagementAPI
 from crazy_gary.core.routing import Decision, FallbackReason, Router
 from crazy_gary.core.status import EndpointStatus
-from crazy_gary.errors import CrazyGaryError, UpstreamError
+from crazy_gary.errors import CrazyGaryError, NoCapacity, UpstreamError
 from crazy_gary.hf.inference import InferenceClient, UpstreamResponse
 
-__all__ = ["BadRequest", "ChatRequest", "Engine", "Exchange"]
+__all__ = ["BadRequest", "ChatRequest", "Engine", "Exchange", "RequestEvent"]
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -48,6 +48,31 @@ class ChatRequest:
         return json.dumps({**self.body, "model": model}, separators=(",", ":")).encode()
 
 
+@dataclass(frozen=True)
+class RequestEvent:
+    """One chat request finished: who served it, why, how it went (for metrics and logs)."""
+
+    model: str
+    served_by: str | None
+    fallback_reason: str | None
+    status: int
+    stream: bool
+    duration: float
+    first_byte: float | None
+    retries: int
+    upstream_errors: tuple[str, ...]
+
+
+@dataclass
+class _Trace:
+    """What happened to one request on its way, filled in by the engine."""
+
+    started: float
+    retries: int = 0
+    errors: list[str] = field(default_factory=list)
+    first_byte: float | None = None
+
+
 @dataclass
 class Exchange:
     """An answer whose headers arrived; its body is read by the caller, then `aclose()` is awaited."""
@@ -55,6 +80,8 @@ class Exchange:
     decision: Decision
     response: UpstreamResponse
     _engine: Engine
+    _request: ChatRequest
+    _trace: _Trace
     _closed: bool = False
 
     @property
@@ -67,16 +94,21 @@ class Exchange:
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         async for chunk in self.response.aiter_bytes():
+            if self._trace.first_byte is None:
+                self._trace.first_byte = self._engine.clock.monotonic()
             yield chunk
 
     async def aread(self) -> bytes:
-        return await self.response.aread()
+        content = await self.response.aread()
+        self._trace.first_byte = self._engine.clock.monotonic()
+        return content
 
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
             await self.response.aclose()
             self._engine.manager.end_request(self.decision.key)
+            self._engine.finished(self._request, self._trace, self.response.status, self.decision)
 
 
 class Engine:
@@ -89,7 +121,7 @@ class Engine:
         router = Router(
             manager, clock, fallback_wait=settings.fallback_wait, max_pending=settings.max_pending
         )
-        return cls(settings, manager, router, InferenceClient(attempts=settings.retry_attempts))
+        return cls(settings, manager, router, InferenceClient(attempts=settings.retry_attempts), clock)
 
     async def start(self) -> None:
         await self.manager.start()
@@ -105,10 +137,13 @@ class Engine:
         manager: HuggingFaceEndpointManager,
         router: Router,
         inference: InferenceClient,
+        clock: Clock,
     ) -> None:
         self.manager = manager
         self.router = router
         self.inference = inference
+        self.clock = clock
+        self._observers: list[Callable[[RequestEvent], None]] = []
         self._managed_headers = {
             "Authorization": f"Bearer {settings.token}",
             "Content-Type": "application/json",
@@ -132,8 +167,39 @@ class Engine:
             body=body, raw=raw, key=self.manager.resolve(model), stream=body.get("stream") is True
         )
 
+    def subscribe(self, observer: Callable[[RequestEvent], None]) -> None:
+        """Call `observer` with a RequestEvent when each chat request ends (it must not block)."""
+        self._observers.append(observer)
+
+    def finished(
+        self, request: ChatRequest, trace: _Trace, status: int, decision: Decision | None = None
+    ) -> None:
+        """Tell the observers how a request ended."""
+        now = self.clock.monotonic()
+        event = RequestEvent(
+            model=request.key,
+            served_by=decision.key if decision else None,
+            fallback_reason=decision.reason.value if decision and decision.reason else None,
+            status=status,
+            stream=request.stream,
+            duration=now - trace.started,
+            first_byte=None if trace.first_byte is None else trace.first_byte - trace.started,
+            retries=trace.retries,
+            upstream_errors=tuple(trace.errors),
+        )
+        for observer in self._observers:
+            observer(event)
+
     async def open(self, request: ChatRequest) -> Exchange:
         """Route and send; on a failed endpoint try the next of the chain. The caller must `aclose()`."""
+        trace = _Trace(started=self.clock.monotonic())
+        try:
+            return await self._open(request, trace)
+        except CrazyGaryError as exc:
+            self.finished(request, trace, 503 if isinstance(exc, NoCapacity) else 502)
+            raise
+
+    async def _open(self, request: ChatRequest, trace: _Trace) -> Exchange:
         exclude: set[str] = set()
         why: FallbackReason | None = None
         while True:
@@ -144,6 +210,8 @@ class Engine:
                 response = await self._send(request, endpoint, decision)
             except UpstreamError as exc:
                 self.manager.end_request(decision.key)
+                trace.retries += exc.attempts - 1
+                trace.errors.append(exc.kind if exc.status is None else f"status_{exc.status}")
                 self._count_failure(endpoint, exc)
                 exclude.add(decision.key)
                 why = why or _reason_for(exc)
@@ -154,8 +222,10 @@ class Engine:
                 self.manager.end_request(decision.key)
                 endpoint.breaker.release()
                 raise
+            trace.retries += response.attempts - 1
             if response.status >= 500:
                 endpoint.breaker.record_failure()
+                trace.errors.append(f"status_{response.status}")
                 exclude.add(decision.key)
                 if self._has_alternative(request.key, exclude):
                     await response.aclose()
@@ -164,7 +234,7 @@ class Engine:
                     continue
             else:
                 endpoint.breaker.record_success()
-            return Exchange(decision, response, self)
+            return Exchange(decision, response, self, request, trace)
 
     async def _send(self, request: ChatRequest, endpoint: Endpoint, decision: Decision) -> UpstreamResponse:
         headers = self._managed_headers if endpoint.spec.managed else self._plain_headers

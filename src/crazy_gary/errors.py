@@ -96,10 +96,11 @@ class UpstreamError(CrazyGaryError):
 
     code = "upstream_error"
 
-    def __init__(self, message: str, *, kind: str, status: int | None = None) -> None:
+    def __init__(self, message: str, *, kind: str, status: int | None = None, attempts: int = 1) -> None:
         super().__init__(message)
         self.kind = kind
         self.status = status
+        self.attempts = attempts
 
 
 class NoCapacity(CrazyGaryError):

@@ -48,6 +48,7 @@ class ManagerEvent:
     success: bool | None = None
     error: str | None = None
     status: str | None = None
+    hf_state: str | None = None
 
 
 class HuggingFaceEndpointManager:
@@ -285,7 +286,7 @@ class HuggingFaceEndpointManager:
                 endpoint.cold_start = endpoint.running_since - endpoint.wake_time
             self._autosleep.kick()
         if after is not before:
-            self._emit(ManagerEvent("state", endpoint.key, status=after.value))
+            self._emit(ManagerEvent("state", endpoint.key, status=after.value, hf_state=endpoint.hf_state))
 
     def _begin(self, endpoint: Endpoint, operation: Operation, actor: str) -> None:
         previous = endpoint.task

@@ -30,8 +30,9 @@ MAX_RETRY_AFTER = 10.0
 class UpstreamResponse:
     """An endpoint's answer: status and headers read, body still to come."""
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, attempts: int = 1) -> None:
         self._response = response
+        self.attempts = attempts
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
 
