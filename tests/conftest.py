@@ -8,8 +8,15 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 import stamina
 import uvicorn
+
+
+@pytest.fixture(autouse=True)
+def private_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test keeps its state (the SQLite store) in a directory of its own, never in the home."""
+    monkeypatch.setenv("CRAZY_GARY_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
 
 @contextlib.asynccontextmanager

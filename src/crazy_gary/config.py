@@ -168,6 +168,7 @@ class Settings(BaseSettings):
     rate_limit: str = _alias("CRAZY_GARY_RATE_LIMIT", "120/minute")
     management_rate_limit: str = _alias("CRAZY_GARY_MANAGEMENT_RATE_LIMIT", "10/minute")
     database_url: str | None = _alias("CRAZY_GARY_DATABASE_URL", None)
+    audit_retention_days: float = _alias("CRAZY_GARY_AUDIT_RETENTION_DAYS", 90.0, gt=0)
     redis_url: str | None = _alias("CRAZY_GARY_REDIS_URL", None)
     redis_prefix: str = _alias("CRAZY_GARY_REDIS_PREFIX", "crazy-gary:")
     data_dir: Path = _alias("CRAZY_GARY_DATA_DIR", Path("~/.local/share/crazy-gary"))
@@ -188,6 +189,13 @@ class Settings(BaseSettings):
         if not _RATE.match(value):
             raise ValueError(f"'{value[:40]}' is not a rate such as 120/minute")
         return value.strip()
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(sqlite|postgres|postgresql)(\+\w+)?://", value):
+            raise ValueError("must be sqlite:///PATH or postgresql://USER@HOST/DB")
+        return value
 
     @field_validator("data_dir")
     @classmethod

@@ -6,6 +6,7 @@
     ├── WakeTimeout              an endpoint did not run within its wake timeout
     ├── UpstreamError            an endpoint failed to answer an inference request after retries
     ├── NoCapacity               nothing can serve a request now (503 with Retry-After)
+    ├── StoreError               the database could not be reached or refused a statement
     └── ManagementError          the Hugging Face management API failed us
         ├── ManagementAuthError  it refused HUGGINGFACE_API_KEY (401/403)
         ├── ManagementUnavailable it could not be reached, or kept answering 5xx/429
@@ -26,6 +27,7 @@ __all__ = [
     "ManagementRejected",
     "ManagementUnavailable",
     "NoCapacity",
+    "StoreError",
     "UpstreamError",
     "WakeTimeout",
 ]
@@ -111,3 +113,9 @@ class NoCapacity(CrazyGaryError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StoreError(CrazyGaryError):
+    """The database could not be reached or refused a statement."""
+
+    code = "store_unavailable"

@@ -99,6 +99,11 @@ class FakeManagement:
         if self.records[name].state == "scaledToZero":
             self._start(name)
 
+    async def prices(self, namespace: str) -> dict[str, float]:
+        self.calls["prices"] += 1
+        self._check()
+        return {"aws nvidia-h200 x1": 5.0}
+
     async def probe(self, url: str) -> bool:
         self.calls["probe"] += 1
         return True

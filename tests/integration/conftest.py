@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ def base_env(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("CRAZY_GARY", "HF_", "HUGGINGFACE", "ENDPOINT_"))
     }
+    env["CRAZY_GARY_DATA_DIR"] = tempfile.mkdtemp(prefix="crazy-gary-test-")  # never the home's store
     env.update(extra)
     return env
 
@@ -111,7 +113,7 @@ def server_env(simulator: Process, **extra: str) -> dict[str, str]:
         "CRAZY_GARY_API_KEYS": f"ops:operator:{OPERATOR_KEY},app:user:{USER_KEY},viewer:{VIEWER_KEY}",
         "CRAZY_GARY_POLL_INTERVAL": "1",
         "CRAZY_GARY_POLL_FAST_INTERVAL": "0.2",
-        "CRAZY_GARY_DATA_DIR": str(Path(os.environ.get("TMPDIR", "/tmp")) / "crazy-gary-tests"),
+        "CRAZY_GARY_DATA_DIR": tempfile.mkdtemp(prefix="crazy-gary-test-"),
     }
     values.update(extra)
     return base_env(**values)

@@ -1,8 +1,10 @@
-"""Prices of Hugging Face instances, per replica-hour in US dollars (HF's published list)."""
+"""Prices of Hugging Face instances (HF's published list) and what an endpoint cost and saved."""
 
 from __future__ import annotations
 
-__all__ = ["PRICE_TABLE", "price_for"]
+from dataclasses import dataclass
+
+__all__ = ["PRICE_TABLE", "CostReport", "billed_seconds", "cost_report", "price_for"]
 
 PRICE_TABLE: dict[str, float] = {
     "aws nvidia-t4 x1": 0.50,
@@ -30,3 +32,57 @@ PRICE_TABLE: dict[str, float] = {
 def price_for(instance: str | None) -> float | None:
     """The hourly price of an instance such as `aws nvidia-h200 x1`, or None when unlisted."""
     return PRICE_TABLE.get(instance) if instance else None
+
+
+BILLED_STATES = frozenset({"initializing", "running"})
+DAY = 86_400.0
+
+
+def billed_seconds(history: list[tuple[float, str]], start: float, end: float) -> float:
+    """Seconds within [start, end] that HF bills: spent `initializing` or `running`.
+
+    `history` is (time, HF state) oldest first; each state lasts until the next one, the last until `end`.
+    """
+    total = 0.0
+    for index, (at, state) in enumerate(history):
+        if state not in BILLED_STATES:
+            continue
+        until = history[index + 1][0] if index + 1 < len(history) else end
+        total += max(0.0, min(until, end) - max(at, start))
+    return total
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """One endpoint's money in US dollars, as `GET /api/endpoints/costs` shows it."""
+
+    price_per_hour: float | None
+    billed_seconds: float
+    cost: float
+    saved: float
+    projected_month: float
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {
+            "price_per_hour": self.price_per_hour,
+            "billed_seconds": round(self.billed_seconds, 3),
+            "cost": round(self.cost, 6),
+            "saved": round(self.saved, 6),
+            "projected_month": round(self.projected_month, 6),
+        }
+
+
+def cost_report(
+    history: list[tuple[float, str]], first_seen: float, now: float, price: float | None
+) -> CostReport:
+    """Cost since first seen; `saved` against always-on over the same period; a month at the last day's rate."""
+    billed = billed_seconds(history, first_seen, now)
+    hourly = price or 0.0
+    last_day = billed_seconds(history, now - DAY, now)
+    return CostReport(
+        price_per_hour=price,
+        billed_seconds=billed,
+        cost=billed * hourly / 3600,
+        saved=max(0.0, (now - first_seen) - billed) * hourly / 3600,
+        projected_month=last_day * hourly / 3600 * 30,
+    )

@@ -9,7 +9,7 @@ from typing import Literal
 from crazy_gary.config import EndpointSpec
 from crazy_gary.core.breaker import CircuitBreaker
 from crazy_gary.core.costs import price_for
-from crazy_gary.core.ports import UpstreamEndpoint
+from crazy_gary.core.ports import PersistedEndpoint, UpstreamEndpoint
 from crazy_gary.core.status import EndpointStatus, EndpointView, status_from_hf
 
 __all__ = ["Endpoint", "Operation"]
@@ -26,6 +26,7 @@ class Endpoint:
     auto_sleep: float
     wake_timeout: float
     breaker: CircuitBreaker
+    live_prices: dict[str, float] = field(default_factory=dict)  # shared by the manager's endpoints
     upstream: UpstreamEndpoint | None = None
     reachable: bool = False
     seen: bool = False
@@ -42,6 +43,12 @@ class Endpoint:
     in_flight: int = 0
     pending: int = 0
     cold_start: float | None = None
+    first_seen: float | None = None
+    operation_actor: str | None = None
+    request_id: str | None = None
+    reported: tuple[str, str | None] | None = None  # (status, hf_state) last told to observers
+    keep_running_since: bool = False  # restored after a restart: the first `running` is not a new start
+    recover: tuple[str, str | None] | None = None  # (operation, actor) in progress when we stopped
     ticket: int = 0
     _updated: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -100,12 +107,50 @@ class Endpoint:
         since = max(self.running_since, self.last_activity or 0.0)
         return since + self.auto_sleep
 
+    @property
+    def price_per_hour(self) -> float | None:
+        """The TOML file's price, else HF's live price for the instance, else HF's published list."""
+        if self.spec.price_per_hour is not None:
+            return self.spec.price_per_hour
+        instance = self.upstream.instance if self.upstream else None
+        live = self.live_prices.get(instance) if instance else None
+        return live if live is not None else price_for(instance)
+
+    def restore(self, memory: PersistedEndpoint) -> None:
+        """Take back the times and the operation in progress from before a restart."""
+        self.last_activity = memory.last_activity
+        self.wake_time = memory.wake_time
+        self.sleep_time = memory.sleep_time
+        self.running_since = memory.running_since
+        self.keep_running_since = memory.running_since is not None
+        self.cold_start = memory.cold_start
+        self.first_seen = memory.first_seen
+        if memory.operation in ("wake", "sleep"):
+            self.recover = (memory.operation, memory.operation_actor)
+
+    def memory(self) -> PersistedEndpoint:
+        """What to keep of this endpoint across a restart."""
+        operation = self.operation or (self.recover[0] if self.recover else None)
+        actor = self.operation_actor or (self.recover[1] if self.recover else None)
+        return PersistedEndpoint(
+            last_activity=self.last_activity,
+            wake_time=self.wake_time,
+            sleep_time=self.sleep_time,
+            running_since=self.running_since
+            if self.keep_running_since or self.status() is EndpointStatus.RUNNING
+            else None,
+            operation=operation,
+            operation_actor=actor,
+            cold_start=self.cold_start,
+            first_seen=self.first_seen,
+        )
+
     def view(self, now: float) -> EndpointView:
         """A frozen picture of this endpoint at wall time `now`."""
         due = self.sleep_due()
         upstream = self.upstream
         instance = upstream.instance if upstream else None
-        price = self.spec.price_per_hour if self.spec.price_per_hour is not None else price_for(instance)
+        price = self.price_per_hour
         return EndpointView(
             key=self.key,
             status=self.status(),

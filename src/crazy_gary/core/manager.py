@@ -12,14 +12,14 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from crazy_gary.clock import Clock, wait_event
+from crazy_gary.clock import Clock, wait_any, wait_event
 from crazy_gary.config import EndpointSpec, Settings
 from crazy_gary.core.autosleep import AutoSleeper
 from crazy_gary.core.breaker import CircuitBreaker
 from crazy_gary.core.endpoint import Endpoint, Operation
 from crazy_gary.core.operations import OperationFailed, OperationRunner
 from crazy_gary.core.poller import StatusPoller
-from crazy_gary.core.ports import ManagementAPI
+from crazy_gary.core.ports import ManagementAPI, PersistedEndpoint
 from crazy_gary.core.status import EndpointStatus, EndpointView
 from crazy_gary.errors import EndpointNotFound, ManagementError
 
@@ -49,6 +49,7 @@ class ManagerEvent:
     error: str | None = None
     status: str | None = None
     hf_state: str | None = None
+    request_id: str | None = None
 
 
 class HuggingFaceEndpointManager:
@@ -70,12 +71,14 @@ class HuggingFaceEndpointManager:
     ) -> None:
         self._clock = clock
         self._management = management
+        self._prices: dict[str, float] = {}
         self._endpoints: dict[str, Endpoint] = {
             spec.key: Endpoint(
                 spec=spec,
                 auto_sleep=spec.auto_sleep if spec.auto_sleep is not None else auto_sleep,
                 wake_timeout=spec.wake_timeout if spec.wake_timeout is not None else wake_timeout,
                 breaker=CircuitBreaker(clock, failures_to_open=breaker_failures, cooldown=breaker_cooldown),
+                live_prices=self._prices,
             )
             for spec in specs
         }
@@ -92,6 +95,8 @@ class HuggingFaceEndpointManager:
         self._autosleep = AutoSleeper(self._endpoints.values(), clock, sleep=self._auto_sleep)
         self._operations: set[asyncio.Task[None]] = set()
         self._started = False
+        self._recovery: asyncio.Task[None] | None = None
+        self._pricing: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(
@@ -118,10 +123,12 @@ class HuggingFaceEndpointManager:
             self._started = True
             self._poller.start()
             self._autosleep.start()
+            self._recovery = asyncio.create_task(self._recover())
+            self._pricing = asyncio.create_task(self._load_prices())
 
     async def close(self) -> None:
         """Cancel and await every background task."""
-        tasks = list(self._operations)
+        tasks = [*self._operations, *(t for t in (self._recovery, self._pricing) if t is not None)]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -175,22 +182,22 @@ class HuggingFaceEndpointManager:
         return {key: endpoint.view(now) for key, endpoint in self._endpoints.items()}
 
     # -- operations ---------------------------------------------------------------------------
-    def wake(self, key: str, *, actor: str = "api") -> OperationResult:
+    def wake(self, key: str, *, actor: str = "api", request_id: str | None = None) -> OperationResult:
         """Start waking the endpoint; one wake per endpoint however many callers ask."""
         endpoint = self._endpoint(key)
         status = endpoint.status()
         if not endpoint.spec.managed or status is EndpointStatus.RUNNING or endpoint.operation == "wake":
             return OperationResult(key, status, started=False)
-        self._begin(endpoint, "wake", actor)
+        self._begin(endpoint, "wake", actor, request_id)
         return OperationResult(key, endpoint.status(), started=True)
 
-    def sleep(self, key: str, *, actor: str = "api") -> OperationResult:
+    def sleep(self, key: str, *, actor: str = "api", request_id: str | None = None) -> OperationResult:
         """Start putting the endpoint to sleep (by `ENDPOINT_SLEEP_MODE`), after its requests drain."""
         endpoint = self._endpoint(key)
         status = endpoint.status()
         if not endpoint.spec.managed or status is EndpointStatus.SLEEPING or endpoint.operation == "sleep":
             return OperationResult(key, status, started=False)
-        self._begin(endpoint, "sleep", actor)
+        self._begin(endpoint, "sleep", actor, request_id)
         return OperationResult(key, endpoint.status(), started=True)
 
     async def wait_for(self, key: str, wanted: set[EndpointStatus], timeout: float) -> EndpointView:
@@ -280,18 +287,69 @@ class HuggingFaceEndpointManager:
 
     def _state_changed(self, endpoint: Endpoint, before: EndpointStatus) -> None:
         after = endpoint.status()
+        if endpoint.first_seen is None and endpoint.seen:
+            endpoint.first_seen = self._clock.now()
         if after is EndpointStatus.RUNNING and before is not EndpointStatus.RUNNING:
-            endpoint.running_since = self._clock.now()
+            restored = endpoint.keep_running_since and before is EndpointStatus.UNKNOWN
+            if not restored or endpoint.running_since is None:
+                endpoint.running_since = self._clock.now()
             if endpoint.operation == "wake" and endpoint.wake_time is not None:
                 endpoint.cold_start = endpoint.running_since - endpoint.wake_time
             self._autosleep.kick()
-        if after is not before:
+        if endpoint.seen and after is not EndpointStatus.UNKNOWN:
+            endpoint.keep_running_since = False
+        reported = (after.value, endpoint.hf_state)
+        if reported != endpoint.reported:
+            endpoint.reported = reported
             self._emit(ManagerEvent("state", endpoint.key, status=after.value, hf_state=endpoint.hf_state))
 
-    def _begin(self, endpoint: Endpoint, operation: Operation, actor: str) -> None:
+    # -- restarts -----------------------------------------------------------------------------
+    def restore(self, memories: dict[str, PersistedEndpoint]) -> None:
+        """Before start: take back each endpoint's times and unfinished operation."""
+        for key, memory in memories.items():
+            if key in self._endpoints:
+                self._endpoints[key].restore(memory)
+
+    def memories(self) -> dict[str, PersistedEndpoint]:
+        """What to keep of every endpoint across a restart."""
+        return {key: endpoint.memory() for key, endpoint in self._endpoints.items()}
+
+    async def _load_prices(self) -> None:
+        """HF's live prices, once: when the hardware list cannot be had, the published list stands."""
+        for namespace in {e.spec.namespace for e in self._endpoints.values() if e.spec.namespace}:
+            try:
+                self._prices.update(await self._management.prices(namespace))
+            except ManagementError as exc:
+                logger.info("live prices of %s unavailable: %s", namespace, exc.message)
+
+    async def _recover(self) -> None:
+        """Once every endpoint was read, finish the operations a previous run left unfinished."""
+        while not self.ready:
+            await wait_any(self._clock, [endpoint.updated() for endpoint in self._endpoints.values()], 1.0)
+        for endpoint in self._endpoints.values():
+            if endpoint.recover is None or endpoint.operation is not None:
+                continue
+            operation, actor = endpoint.recover
+            endpoint.recover = None
+            recovered = f"{actor or 'api'} (resumed after restart)"
+            if operation == "sleep" and not endpoint.hf_sleeping:
+                self.sleep(endpoint.key, actor=recovered)
+            elif (
+                operation == "wake"
+                and not endpoint.hf_running
+                and endpoint.status() is not EndpointStatus.ERROR
+            ):
+                self.wake(endpoint.key, actor=recovered)
+
+    def _begin(
+        self, endpoint: Endpoint, operation: Operation, actor: str, request_id: str | None = None
+    ) -> None:
         previous = endpoint.task
         before = endpoint.status()
         endpoint.operation = operation
+        endpoint.operation_actor = actor
+        endpoint.request_id = request_id
+        endpoint.recover = None
         endpoint.failure = None
         endpoint.timed_out = False
         endpoint.last_error = None
@@ -300,11 +358,13 @@ class HuggingFaceEndpointManager:
         else:
             endpoint.sleep_time = self._clock.now()
         runner = self._runner.wake if operation == "wake" else self._runner.sleep
-        task = asyncio.create_task(self._operate(endpoint, operation, actor, runner, previous))
+        task = asyncio.create_task(self._operate(endpoint, operation, actor, runner, previous, request_id))
         endpoint.task = task
         self._operations.add(task)
         task.add_done_callback(self._operations.discard)
-        self._emit(ManagerEvent("operation", endpoint.key, operation=operation, actor=actor))
+        self._emit(
+            ManagerEvent("operation", endpoint.key, operation=operation, actor=actor, request_id=request_id)
+        )
         self._poller.hurry(endpoint)
         self._state_changed(endpoint, before)
         endpoint.notify()
@@ -316,6 +376,7 @@ class HuggingFaceEndpointManager:
         actor: str,
         runner: Callable[[Endpoint], Awaitable[None]],
         previous: asyncio.Task[None] | None,
+        request_id: str | None,
     ) -> None:
         if previous is not None and not previous.done():
             previous.cancel()
@@ -332,6 +393,7 @@ class HuggingFaceEndpointManager:
             if endpoint.task is asyncio.current_task():
                 before = endpoint.status()
                 endpoint.operation = None
+                endpoint.operation_actor = None
                 endpoint.task = None
                 if error is not None:
                     endpoint.last_error = error
@@ -349,6 +411,7 @@ class HuggingFaceEndpointManager:
                 actor=actor,
                 success=error is None,
                 error=error,
+                request_id=request_id,
             )
         )
         if error is not None:

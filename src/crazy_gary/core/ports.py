@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["ManagementAPI", "UpstreamEndpoint"]
+__all__ = ["ManagementAPI", "PersistedEndpoint", "UpstreamEndpoint"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,20 @@ class UpstreamEndpoint:
         """`aws nvidia-h200 x1`, the form of HF's price list."""
         parts = [part for part in (self.vendor, self.instance_type, self.instance_size) if part]
         return " ".join(parts) if parts else None
+
+
+@dataclass(frozen=True)
+class PersistedEndpoint:
+    """What must survive a restart about one endpoint (times are Unix seconds)."""
+
+    last_activity: float | None = None
+    wake_time: float | None = None
+    sleep_time: float | None = None
+    running_since: float | None = None
+    operation: str | None = None
+    operation_actor: str | None = None
+    cold_start: float | None = None
+    first_seen: float | None = None
 
 
 class ManagementAPI(Protocol):
@@ -56,3 +70,6 @@ class ManagementAPI(Protocol):
 
     async def probe(self, url: str) -> bool:
         """True when an unmanaged endpoint's health route answers."""
+
+    async def prices(self, namespace: str) -> dict[str, float]:
+        """Live hourly prices by instance (`aws nvidia-h200 x1`) from the hardware list."""

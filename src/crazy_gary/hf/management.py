@@ -121,6 +121,16 @@ class HfManagement:
             f"scale {namespace}/{name} to zero", self._api.scale_to_zero_inference_endpoint, namespace, name
         )
 
+    async def prices(self, namespace: str) -> dict[str, float]:
+        """Hourly prices by instance (`aws nvidia-h200 x1`) from HF's live hardware list."""
+        hardware = await self._call(
+            f"list the hardware of {namespace}",
+            lambda: self._api.list_inference_endpoints_hardware(namespace=namespace, token=self._token),
+        )
+        return {
+            f"{hw.vendor} {hw.instance_type} {hw.instance_size}": float(hw.price_per_hour) for hw in hardware
+        }
+
     async def poke(self, url: str) -> None:
         """One request to the endpoint's health route: HF starts a replica of a scaled-to-zero endpoint."""
         try:

@@ -14,9 +14,16 @@ from crazy_gary.config import ApiKey, Settings
 from crazy_gary.core.ports import ManagementAPI
 from crazy_gary.engine import Engine
 from crazy_gary.hf.management import HfManagement
+from crazy_gary.logs import log_manager_event
+from crazy_gary.metrics import Metrics
+from crazy_gary.recorder import Recorder
+from crazy_gary.store import SqlStore, database_url
 from crazy_gary.web.auth import KeyRing
 from crazy_gary.web.errors import install_error_handlers
 from crazy_gary.web.gateway import router as gateway_router
+from crazy_gary.web.logging_middleware import RequestLogMiddleware
+from crazy_gary.web.metrics_route import router as metrics_router
+from crazy_gary.web.records import router as records_router
 from crazy_gary.web.routes import router
 
 __all__ = ["create_app"]
@@ -42,11 +49,22 @@ def create_app(
         engine = Engine.from_settings(settings, api, clock)
         app.state.engine = engine
         app.state.manager = engine.manager
+        engine.manager.subscribe(log_manager_event)
+        store = SqlStore(database_url(settings.database_url, settings.data_dir))
+        await store.open()
+        app.state.recorder = recorder = Recorder(
+            store, engine.manager, clock, retention_days=settings.audit_retention_days
+        )
+        await recorder.start()
+        app.state.metrics = metrics = Metrics(engine.manager, engine.clock)
+        metrics.attach(engine)
         await engine.start()
         try:
             yield
         finally:
             await engine.aclose()
+            await recorder.close()
+            await store.close()
             if owned is not None:
                 await owned.aclose()
 
@@ -62,10 +80,14 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(gateway_router)
+    app.include_router(records_router)
+    app.include_router(metrics_router)
     page = resources.files("crazy_gary.web").joinpath("static/index.html").read_text(encoding="utf-8")
 
     @app.get("/", include_in_schema=False)
     async def dashboard() -> HTMLResponse:
         return HTMLResponse(page)
 
+    # Added last, so outermost: it sees (and times) every answer, the other middleware's too.
+    app.add_middleware(RequestLogMiddleware, clock=clock)
     return app

@@ -7,12 +7,13 @@ import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+import structlog
 from fastapi import Request
 
 from crazy_gary.config import ApiKey, Role
 from crazy_gary.web.errors import ApiError
 
-__all__ = ["Caller", "KeyRing", "require"]
+__all__ = ["Caller", "KeyRing", "operation_of", "request_id", "require"]
 
 _RANK: dict[str, int] = {"viewer": 0, "user": 1, "operator": 2}
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -56,23 +57,53 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
+def request_id(request: Request) -> str | None:
+    """The id the request logging gave this request, if any."""
+    bound = structlog.contextvars.get_contextvars().get("request_id")
+    return str(bound) if bound else request.headers.get("x-request-id")
+
+
+def operation_of(request: Request) -> str:
+    """What a refused caller tried: wake, sleep, chat or read (for the audit log)."""
+    path = request.url.path
+    for operation in ("wake", "sleep"):
+        if path.startswith(f"/api/endpoints/{operation}"):
+            return operation
+    return "chat" if path.startswith("/v1/chat") else "read"
+
+
+def _refuse(request: Request, actor: str, error: ApiError) -> ApiError:
+    """Audit a refused attempt, then hand back the error to raise."""
+    recorder = getattr(request.app.state, "recorder", None)
+    if recorder is not None:
+        recorder.refused(
+            actor=actor,
+            operation=operation_of(request),
+            model_type=request.path_params.get("model_type"),
+            status=error.status,
+            reason=error.message,
+            request_id=request_id(request),
+        )
+    return error
+
+
 def require(role: Role) -> Callable[[Request], Awaitable[Caller]]:
-    """A FastAPI dependency admitting keys of `role` or higher."""
+    """A FastAPI dependency admitting keys of `role` or higher; refusals are audited."""
 
     async def dependency(request: Request) -> Caller:
         keyring: KeyRing = request.app.state.keyring
         presented = _bearer(request)
         if presented is None:
-            raise ApiError(
-                401, "missing_key", "An API key is required: send Authorization: Bearer <key>.", _CHALLENGE
-            )
+            message = "An API key is required: send Authorization: Bearer <key>."
+            raise _refuse(request, "anonymous", ApiError(401, "missing_key", message, _CHALLENGE))
         caller = keyring.identify(presented)
         if caller is None:
-            raise ApiError(401, "invalid_key", "The API key is not valid.", _CHALLENGE)
+            digest = hashlib.sha256(presented.encode()).hexdigest()[:8]
+            error = ApiError(401, "invalid_key", "The API key is not valid.", _CHALLENGE)
+            raise _refuse(request, f"invalid-key:{digest}", error)
         if _RANK[caller.role] < _RANK[role]:
-            raise ApiError(
-                403, "forbidden", f"This needs the {role} role; the key has the {caller.role} role."
-            )
+            message = f"This needs the {role} role; the key has the {caller.role} role."
+            raise _refuse(request, caller.actor, ApiError(403, "forbidden", message))
         request.state.caller = caller
         return caller
 

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from crazy_gary.core.manager import HuggingFaceEndpointManager, OperationResult
 from crazy_gary.core.status import EndpointStatus
-from crazy_gary.web.auth import Caller, require
+from crazy_gary.web.auth import Caller, request_id, require
 from crazy_gary.web.errors import error_response
 
 __all__ = ["router"]
@@ -38,7 +38,9 @@ async def healthz() -> dict[str, Any]:
 
 @router.get("/readyz", tags=["health"])
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: every endpoint has been read once (or marked unknown)."""
+    """Readiness: the store answers and every endpoint has been read once (or marked unknown)."""
+    if not await request.app.state.recorder.store.ping():
+        return error_response(503, "not_ready", "The store cannot be reached.", {"Retry-After": "5"})
     if _manager(request).ready:
         return JSONResponse({"success": True, "status": "ready"})
     return error_response(503, "not_ready", "Endpoint states have not been read yet.", {"Retry-After": "1"})
@@ -83,10 +85,12 @@ async def sleep_one(request: Request, model_type: str, caller: Operator, wait: W
     return await _operate_one(request, caller, "sleep", model_type, wait)
 
 
-def _start(manager: HuggingFaceEndpointManager, operation: str, key: str, actor: str) -> OperationResult:
+def _start(
+    manager: HuggingFaceEndpointManager, operation: str, key: str, actor: str, request: Request
+) -> OperationResult:
     if operation == "wake":
-        return manager.wake(key, actor=actor)
-    return manager.sleep(key, actor=actor)
+        return manager.wake(key, actor=actor, request_id=request_id(request))
+    return manager.sleep(key, actor=actor, request_id=request_id(request))
 
 
 async def _finish(
@@ -128,7 +132,7 @@ async def _operate_one(
 ) -> JSONResponse:
     manager = _manager(request)
     key = manager.resolve(model_type)
-    result = _start(manager, operation, key, caller.actor)
+    result = _start(manager, operation, key, caller.actor, request)
     if wait:
         status, body = await _finish(manager, operation, key)
         return JSONResponse({**body, "model_type": key}, status_code=status)
@@ -138,7 +142,7 @@ async def _operate_one(
 
 async def _operate_all(request: Request, caller: Caller, operation: str, wait: bool) -> JSONResponse:
     manager = _manager(request)
-    results = {key: _start(manager, operation, key, caller.actor) for key in manager.keys}
+    results = {key: _start(manager, operation, key, caller.actor, request) for key in manager.keys}
     answers: dict[str, dict[str, Any]] = {}
     status = 202 if any(result.started for result in results.values()) else 200
     if wait:

@@ -13,6 +13,7 @@ import uvicorn
 
 from crazy_gary.clock import SystemClock
 from crazy_gary.config import SIMULATOR_TOKEN, ApiKey, Settings, load_simulator_config
+from crazy_gary.logs import configure_logging
 from crazy_gary.simulator import SimulatorServer
 from crazy_gary.web.app import create_app
 
@@ -51,8 +52,10 @@ async def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -
                 SimulatorServer(load_simulator_config(token=SIMULATOR_TOKEN), clock)
             )
             management_url = simulator.management_url
+        # After the embedded simulator's uvicorn set up its own log handlers, so ours replace them.
+        configure_logging(settings, secrets=[generated])
         app = create_app(settings, clock=clock, management_url=management_url, extra_keys=extra_keys)
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", log_config=None)
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():

@@ -1,0 +1,248 @@
+"""Structured logs: one processor chain for structlog and stdlib records, and secrets never written.
+
+`configure_logging(settings)` puts one handler on the root logger whose
+`structlog.stdlib.ProcessorFormatter` renders every record — ours, structlog's, and those of
+uvicorn, huggingface_hub, aiohttp and httpx2 — as a JSON line (or, on a terminal, structlog's
+console format) with an ISO UTC timestamp, the level, the logger's name and the event. Before a
+record is rendered, its exception is formatted to text and a :class:`Redactor` replaces every
+known secret and everything that looks like one with ``[redacted]``, in the event and in every value.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+from urllib.parse import quote
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from crazy_gary.config import Settings
+from crazy_gary.core.manager import ManagerEvent
+
+__all__ = ["REDACTED", "Redactor", "configure_logging", "get_logger", "log_manager_event", "secrets_of"]
+
+REDACTED = "[redacted]"
+_MIN_SECRET = 4  # shorter "secrets" would blank out ordinary words without protecting anything
+_MAX_DEPTH = 8
+_LEAD = ("timestamp", "level", "logger", "event", "request_id")
+
+# What a secret looks like even when nobody told us about it.
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"hf_[A-Za-z0-9]{8,}"), REDACTED),
+    # "Bearer <key>" (but not the help text "Bearer <key>."): the token runs to a space or quote.
+    (re.compile(r"(\bbearer\s+)[^\s\"'<>\\]+", re.IGNORECASE), rf"\g<1>{REDACTED}"),
+    (re.compile(r"(\bbasic\s+)[A-Za-z0-9+/]{8,}=*", re.IGNORECASE), rf"\g<1>{REDACTED}"),
+    (
+        re.compile(r"([?&;](?:token|access_token|api_key|apikey|key)=)[^&;#\s\"'\\]+", re.IGNORECASE),
+        rf"\g<1>{REDACTED}",
+    ),
+    # the password of a URL: postgresql://user:password@host/db
+    (re.compile(r"(://[^/\s:@\"']+:)[^@\s/\"']+@"), rf"\g<1>{REDACTED}@"),
+)
+
+# Libraries whose records we route through our handler (some install their own handlers).
+_LIBRARY_LOGGERS = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "uvicorn.asgi",
+    "huggingface_hub",
+    "aiohttp",
+    "aiohttp.access",
+    "aiohttp.client",
+    "aiohttp.server",
+    "aiohttp.web",
+    "httpx",
+    "httpx2",
+    "httpcore",
+)
+# Libraries that log every HTTP call at info: one line per management poll is noise.
+_CHATTY_LOGGERS = ("httpx", "httpx2", "httpcore", "aiohttp.access")
+
+
+class Redactor:
+    """A structlog processor replacing secrets with ``[redacted]`` in the event and every value.
+
+    Literal secrets (given at construction or through :meth:`add`) are replaced wherever they
+    appear, as themselves and URL-encoded; so is anything looking like a Hugging Face token
+    (``hf_…``), a ``Bearer``/``Basic`` credential, a ``?token=`` query value or a URL's password.
+    Values that are not strings, numbers or containers are turned into their ``str`` first.
+    """
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        self._secrets: frozenset[str] = frozenset()
+        self._literal: re.Pattern[str] | None = None
+        self.add(*secrets)
+
+    def add(self, *secrets: str | None) -> None:
+        """Redact these secrets too (None, empty and very short values are ignored)."""
+        found = set(self._secrets)
+        for secret in secrets:
+            if secret and len(secret) >= _MIN_SECRET:
+                found.update({secret, quote(secret, safe=""), quote(secret)})
+        if found == self._secrets:
+            return
+        ordered = sorted(found, key=len, reverse=True)  # the longest first: no half-replaced secret
+        # One assignment, so a thread formatting a record meanwhile sees the old or the new pattern.
+        self._secrets, self._literal = frozenset(found), re.compile("|".join(map(re.escape, ordered)))
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret replaced."""
+        literal = self._literal
+        if literal is not None:
+            text = literal.sub(REDACTED, text)
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
+        return text
+
+    def clean(self, value: Any, depth: int = 0) -> Any:
+        """`value` with every string in it redacted; containers are walked, other objects become text."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        if depth < _MAX_DEPTH:
+            if isinstance(value, dict):
+                return {
+                    self.clean(key, depth + 1): self.clean(item, depth + 1) for key, item in value.items()
+                }
+            if isinstance(value, (list, tuple, set, frozenset)):
+                return [self.clean(item, depth + 1) for item in value]
+        if isinstance(value, (bytes, bytearray)):
+            return self.redact(bytes(value).decode("utf-8", "replace"))
+        return self.redact(str(value))
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        return {self.redact(str(key)): self.clean(value) for key, value in event_dict.items()}
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """Every secret `settings` holds: the Hugging Face token and each API key."""
+    found = [key.key for key in settings.api_keys]
+    if settings.huggingface_api_key is not None:
+        found.append(settings.huggingface_api_key.get_secret_value())
+    found.append(settings.token)
+    return found
+
+
+def _lead_fields(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """Timestamp, level, logger, event and request id first: lines read alike whatever the source."""
+    ordered = {key: event_dict.pop(key) for key in _LEAD if key in event_dict}
+    ordered.update(event_dict)
+    return ordered
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Our root handler; its class marks it, so a second `configure_logging` replaces it."""
+
+
+def configure_logging(
+    settings: Settings | None = None,
+    *,
+    secrets: Iterable[str | None] = (),
+    stream: TextIO | None = None,
+    json: bool | None = None,
+    level: int | str = logging.INFO,
+) -> Redactor:
+    """Route structlog and stdlib logging to `stream` (stderr) through one redacting chain.
+
+    JSON lines unless `stream` is a terminal (`json` decides when given). Secrets are those of
+    `settings` and `secrets`; add more later through the returned :class:`Redactor`. Calling it
+    again replaces the previous set-up instead of adding to it.
+    """
+    stream = stream if stream is not None else sys.stderr
+    redactor = Redactor([*(secrets_of(settings) if settings is not None else ()), *secrets])
+    as_json = json if json is not None else not _is_terminal(stream)
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,  # to text first, so the traceback is redacted too
+            redactor,
+            _lead_fields,
+            renderer,
+        ],
+    )
+    handler = _Handler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in _LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        for own in list(library.handlers):  # uvicorn's dictConfig and huggingface_hub add their own
+            library.removeHandler(own)
+        library.propagate = True
+    quiet = logging.WARNING if root.getEffectiveLevel() >= logging.INFO else logging.NOTSET
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    return redactor
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if isatty is not None else False
+    except ValueError:  # a closed stream
+        return False
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structlog logger writing through the stdlib logger `name`, whether structlog is configured or not.
+
+    So the app's lines follow `configure_logging` when it ran, and stay quiet (below warning) when it
+    did not, as in tests that build many apps.
+    """
+    wrapped: structlog.stdlib.BoundLogger = structlog.wrap_logger(
+        logging.getLogger(name),
+        processors=[structlog.stdlib.filter_by_level, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+    return wrapped
+
+
+_operations = get_logger("crazy_gary.operations")
+
+
+def log_manager_event(event: ManagerEvent) -> None:
+    """Log one manager event at info: an operation started or finished, or a state change."""
+    if event.kind == "operation":
+        _operations.info(
+            "operation_started", operation=event.operation, endpoint=event.key, actor=event.actor
+        )
+    elif event.kind == "operation_done":
+        _operations.info(
+            "operation_finished",
+            operation=event.operation,
+            endpoint=event.key,
+            actor=event.actor,
+            success=event.success,
+            error=event.error,
+        )
+    elif event.kind == "state":
+        _operations.info("state_changed", endpoint=event.key, status=event.status, hf_state=event.hf_state)

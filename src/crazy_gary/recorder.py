@@ -1,0 +1,194 @@
+"""Keeps the store in step with the manager: endpoint memories, HF's state history, the audit log.
+
+Writes go through one background task so that nothing on a request's path waits for the database:
+events queue audit entries and transitions, and endpoint memories are compared and saved every
+`flush_interval` seconds (at once after an operation). Reads of the audit log flush first, so an
+operation is in the log by the time its answer has gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from crazy_gary.clock import Clock, wait_event
+from crazy_gary.core.costs import CostReport, cost_report
+from crazy_gary.core.manager import HuggingFaceEndpointManager, ManagerEvent
+from crazy_gary.core.ports import PersistedEndpoint
+from crazy_gary.errors import StoreError
+from crazy_gary.store.base import AuditEntry, AuditQuery, Store, Transition
+
+__all__ = ["Recorder", "total"]
+
+logger = logging.getLogger(__name__)
+DAY = 86_400.0
+MAX_QUEUED = 10_000  # entries kept while the store is down; the oldest go first
+
+
+class Recorder:
+    """The manager's memory: restores it at start, records what happens, answers audit and costs."""
+
+    def __init__(
+        self,
+        store: Store,
+        manager: HuggingFaceEndpointManager,
+        clock: Clock,
+        *,
+        retention_days: float = 90.0,
+        flush_interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self._manager = manager
+        self._clock = clock
+        self._retention = retention_days * DAY
+        self._interval = flush_interval
+        self._audit: list[AuditEntry] = []
+        self._transitions: list[Transition] = []
+        self._saved: dict[str, PersistedEndpoint] = {}
+        self._kick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Restore the manager from the store (before the manager starts) and begin writing."""
+        self._saved = await self.store.load_endpoints()
+        self._manager.restore(self._saved)
+        await self.store.prune_audit(self._clock.now() - self._retention)
+        self._manager.subscribe(self.on_event)
+        self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        try:
+            await self.flush()
+        except StoreError as exc:
+            logger.warning("last writes to the store lost: %s", exc.message)
+
+    # -- recording ----------------------------------------------------------------------------
+    def on_event(self, event: ManagerEvent) -> None:
+        """Turn the manager's events into history and audit entries (never blocks)."""
+        now = self._clock.now()
+        if event.kind == "state" and event.hf_state is not None:
+            self._transitions.append(Transition(event.key, event.hf_state, now))
+            self._entry(
+                now,
+                "huggingface",
+                "state_change",
+                event.key,
+                True,
+                details={"status": event.status, "hf_state": event.hf_state},
+            )
+        elif event.kind == "operation_done":
+            self._entry(
+                now,
+                event.actor or "api",
+                event.operation or "?",
+                event.key,
+                bool(event.success),
+                error=event.error,
+                request_id=event.request_id,
+            )
+        if event.kind != "state":
+            self._kick.set()
+
+    def refused(
+        self,
+        *,
+        actor: str,
+        operation: str,
+        model_type: str | None,
+        status: int,
+        reason: str,
+        request_id: str | None = None,
+    ) -> None:
+        """A management attempt refused at the door (401, 403, 429)."""
+        self._entry(
+            self._clock.now(),
+            actor,
+            operation,
+            model_type,
+            False,
+            error=reason,
+            details={"status": status},
+            request_id=request_id,
+        )
+        self._kick.set()
+
+    def _entry(
+        self,
+        now: float,
+        actor: str,
+        operation: str,
+        model_type: str | None,
+        success: bool,
+        *,
+        error: str | None = None,
+        details: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self._audit.append(
+            AuditEntry(now, actor, operation, model_type, success, error, details or {}, request_id)
+        )
+        del self._audit[:-MAX_QUEUED]
+
+    # -- writing ------------------------------------------------------------------------------
+    async def flush(self) -> None:
+        """Write what is queued and the endpoint memories that changed."""
+        async with self._lock:
+            memories = self._manager.memories()
+            changed = {key: memory for key, memory in memories.items() if self._saved.get(key) != memory}
+            audit, transitions = self._audit, self._transitions
+            self._audit, self._transitions = [], []
+            try:
+                await self.store.save_endpoints(changed)
+                await self.store.add_transitions(transitions)
+                await self.store.add_audit(audit)
+            except StoreError:
+                self._audit[:0], self._transitions[:0] = audit, transitions
+                del self._audit[:-MAX_QUEUED]
+                raise
+            self._saved.update(changed)
+
+    async def _run(self) -> None:
+        last_prune = self._clock.now()
+        while True:
+            await wait_event(self._clock, self._kick, self._interval)
+            self._kick.clear()
+            try:
+                await self.flush()
+                if self._clock.now() - last_prune >= DAY:
+                    last_prune = self._clock.now()
+                    await self.store.prune_audit(last_prune - self._retention)
+            except StoreError as exc:
+                logger.warning("store write failed, will retry: %s", exc.message)
+
+    # -- reading ------------------------------------------------------------------------------
+    async def audit(self, query: AuditQuery) -> list[AuditEntry]:
+        """The audit log, newest first, including what was just recorded."""
+        await self.flush()
+        return await self.store.audit(query)
+
+    async def costs(self) -> dict[str, CostReport]:
+        """Each endpoint's cost so far, savings and projected month."""
+        await self.flush()
+        now = self._clock.now()
+        reports: dict[str, CostReport] = {}
+        for key in self._manager.keys:
+            endpoint = self._manager.endpoint(key)
+            if not endpoint.spec.managed:
+                continue
+            history = [(t.at, t.state) for t in await self.store.transitions(key)]
+            first_seen = endpoint.first_seen or (history[0][0] if history else now)
+            reports[key] = cost_report(history, first_seen, now, endpoint.price_per_hour)
+        return reports
+
+
+def total(reports: dict[str, CostReport]) -> dict[str, float]:
+    """Each field of the reports summed."""
+    fields = ("billed_seconds", "cost", "saved", "projected_month")
+    summed = {name: round(sum(getattr(report, name) for report in reports.values()), 6) for name in fields}
+    return {"price_per_hour": round(sum(r.price_per_hour or 0.0 for r in reports.values()), 6), **summed}

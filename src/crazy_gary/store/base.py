@@ -1,0 +1,85 @@
+"""The Store protocol the rest of crazy-gary talks to, and the records it keeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from crazy_gary.core.ports import PersistedEndpoint
+
+__all__ = ["AuditEntry", "AuditQuery", "PersistedEndpoint", "Store", "Transition"]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """HF's state of an endpoint from `at` on."""
+
+    key: str
+    state: str
+    at: float
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit log; `actor` is a key's name or role and short hash, never the key."""
+
+    timestamp: float
+    actor: str
+    operation: str
+    model_type: str | None
+    success: bool
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    request_id: str | None = None
+    id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as the audit route answers it: integer timestamp."""
+        return {
+            "id": self.id,
+            "timestamp": int(self.timestamp),
+            "actor": self.actor,
+            "operation": self.operation,
+            "model_type": self.model_type,
+            "success": self.success,
+            "error": self.error,
+            "details": {**self.details, **({"request_id": self.request_id} if self.request_id else {})},
+        }
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Filters of `GET /api/endpoints/audit`: newest first, `before` an entry id."""
+
+    limit: int = 100
+    before: int | None = None
+    model_type: str | None = None
+    operation: str | None = None
+
+
+class Store(Protocol):
+    """Durable storage; every method may raise `crazy_gary.errors.StoreError`."""
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool:
+        """True when the store answers."""
+
+    async def load_endpoints(self) -> dict[str, PersistedEndpoint]: ...
+
+    async def save_endpoints(self, endpoints: dict[str, PersistedEndpoint]) -> None: ...
+
+    async def add_transitions(self, transitions: list[Transition]) -> None: ...
+
+    async def transitions(self, key: str) -> list[Transition]:
+        """Every transition of one endpoint, oldest first."""
+
+    async def add_audit(self, entries: list[AuditEntry]) -> None: ...
+
+    async def audit(self, query: AuditQuery) -> list[AuditEntry]: ...
+
+    async def prune_audit(self, before: float) -> int:
+        """Delete audit entries older than `before`; how many went."""

@@ -1,0 +1,47 @@
+"""The tables, as SQLAlchemy Core sees them; their history is in `migrations/versions`."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
+
+__all__ = ["audit_log", "endpoint_state", "metadata", "state_history"]
+
+metadata = MetaData()
+
+endpoint_state = Table(
+    "endpoint_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("last_activity", Float),
+    Column("wake_time", Float),
+    Column("sleep_time", Float),
+    Column("running_since", Float),
+    Column("operation", String(16)),
+    Column("operation_actor", String(128)),
+    Column("cold_start", Float),
+    Column("first_seen", Float),
+)
+
+state_history = Table(
+    "state_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_state_history_key_at", "key", "at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("timestamp", Float, nullable=False, index=True),
+    Column("actor", String(128), nullable=False),
+    Column("operation", String(32), nullable=False, index=True),
+    Column("model_type", String(64), index=True),
+    Column("success", Boolean, nullable=False),
+    Column("error", Text),
+    Column("details", JSON, nullable=False),
+    Column("request_id", String(64)),
+)

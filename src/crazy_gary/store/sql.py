@@ -1,0 +1,192 @@
+"""The Store on SQLAlchemy 2 (async): SQLite in the data dir by default (WAL), PostgreSQL for replicas.
+
+The schema is brought up to date by Alembic when the store opens; on PostgreSQL an advisory lock
+makes replicas that start together take turns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, delete, event, insert, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from crazy_gary.errors import StoreError
+from crazy_gary.store.base import AuditEntry, AuditQuery, PersistedEndpoint, Transition
+from crazy_gary.store.schema import audit_log, endpoint_state, state_history
+
+__all__ = ["SqlStore", "database_url"]
+
+_MIGRATION_LOCK = 0x6372617A79  # "crazy": the PostgreSQL advisory lock id replicas take to migrate
+_FIELDS = tuple(PersistedEndpoint.__dataclass_fields__)
+
+
+def database_url(url: str | None, data_dir: Path) -> str:
+    """SQLAlchemy's async URL for `CRAZY_GARY_DATABASE_URL`, or the SQLite file in the data dir."""
+    if url is None:
+        return f"sqlite+aiosqlite:///{data_dir / 'crazy-gary.db'}"
+    for plain, driver in (
+        ("sqlite://", "sqlite+aiosqlite://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("crazy_gary.store") / "migrations"))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+class SqlStore:
+    """`crazy_gary.store.Store` on SQLAlchemy Core."""
+
+    def __init__(self, url: str, *, connect_args: dict[str, Any] | None = None) -> None:
+        self.url = url
+        self._connect_args = connect_args or {}
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def dialect(self) -> str:
+        return self.url.split("+", 1)[0].split(":", 1)[0]
+
+    async def open(self) -> None:
+        if self.dialect == "sqlite":
+            path = self.url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(self.url, pool_pre_ping=True, connect_args=self._connect_args)
+        if self.dialect == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        self._engine = engine
+        async with self._connect() as connection:
+            if self.dialect == "postgresql":
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK})
+            await connection.run_sync(_upgrade)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction; database errors become StoreError (without the URL)."""
+        if self._engine is None:
+            raise StoreError("The store is not open.")
+        try:
+            async with self._engine.begin() as connection:
+                yield connection
+        except (TimeoutError, SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"The {self.dialect} store failed: {type(exc).__name__}.") from exc
+
+    async def ping(self) -> bool:
+        try:
+            async with self._connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except StoreError:
+            return False
+        return True
+
+    async def load_endpoints(self) -> dict[str, PersistedEndpoint]:
+        async with self._connect() as connection:
+            rows = (await connection.execute(select(endpoint_state))).mappings().all()
+        return {row["key"]: PersistedEndpoint(**{name: row[name] for name in _FIELDS}) for row in rows}
+
+    async def save_endpoints(self, endpoints: dict[str, PersistedEndpoint]) -> None:
+        if not endpoints:
+            return
+        async with self._connect() as connection:
+            await connection.execute(delete(endpoint_state).where(endpoint_state.c.key.in_(list(endpoints))))
+            await connection.execute(
+                insert(endpoint_state),
+                [
+                    {"key": key, **{name: getattr(state, name) for name in _FIELDS}}
+                    for key, state in endpoints.items()
+                ],
+            )
+
+    async def add_transitions(self, transitions: list[Transition]) -> None:
+        if transitions:
+            async with self._connect() as connection:
+                await connection.execute(
+                    insert(state_history), [{"key": t.key, "state": t.state, "at": t.at} for t in transitions]
+                )
+
+    async def transitions(self, key: str) -> list[Transition]:
+        query = (
+            select(state_history)
+            .where(state_history.c.key == key)
+            .order_by(state_history.c.at, state_history.c.id)
+        )
+        async with self._connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [Transition(key=row["key"], state=row["state"], at=row["at"]) for row in rows]
+
+    async def add_audit(self, entries: list[AuditEntry]) -> None:
+        if entries:
+            async with self._connect() as connection:
+                await connection.execute(insert(audit_log), [_audit_row(entry) for entry in entries])
+
+    async def audit(self, query: AuditQuery) -> list[AuditEntry]:
+        statement = select(audit_log).order_by(audit_log.c.id.desc()).limit(query.limit)
+        if query.before is not None:
+            statement = statement.where(audit_log.c.id < query.before)
+        if query.model_type is not None:
+            statement = statement.where(audit_log.c.model_type == query.model_type)
+        if query.operation is not None:
+            statement = statement.where(audit_log.c.operation == query.operation)
+        async with self._connect() as connection:
+            rows = (await connection.execute(statement)).mappings().all()
+        return [_audit_entry(row) for row in rows]
+
+    async def prune_audit(self, before: float) -> int:
+        async with self._connect() as connection:
+            result = await connection.execute(delete(audit_log).where(audit_log.c.timestamp < before))
+        return int(result.rowcount or 0)
+
+
+def _audit_row(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "timestamp": entry.timestamp,
+        "actor": entry.actor,
+        "operation": entry.operation,
+        "model_type": entry.model_type,
+        "success": entry.success,
+        "error": entry.error,
+        "details": entry.details,
+        "request_id": entry.request_id,
+    }
+
+
+def _audit_entry(row: Any) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        timestamp=row["timestamp"],
+        actor=row["actor"],
+        operation=row["operation"],
+        model_type=row["model_type"],
+        success=bool(row["success"]),
+        error=row["error"],
+        details=dict(row["details"] or {}),
+        request_id=row["request_id"],
+    )

@@ -1,0 +1,106 @@
+"""The SQL store against SQLite and the real PostgreSQL of this machine."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from crazy_gary.store import AuditEntry, AuditQuery, PersistedEndpoint, SqlStore, Transition, database_url
+
+POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+    if request.param == "sqlite":
+        sql = SqlStore(database_url(None, tmp_path))
+        await sql.open()
+        yield sql
+        await sql.close()
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(POSTGRES)
+    async with admin.begin() as connection:
+        await connection.execute(text(f"CREATE SCHEMA {schema}"))
+    sql = SqlStore(POSTGRES, connect_args={"server_settings": {"search_path": schema}})
+    try:
+        await sql.open()
+        yield sql
+    finally:
+        await sql.close()
+        async with admin.begin() as connection:
+            await connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        await admin.dispose()
+
+
+def test_database_url() -> None:
+    """Plain URLs get our async drivers; no URL is the SQLite file in the data dir."""
+    assert database_url(None, Path("/data")) == "sqlite+aiosqlite:////data/crazy-gary.db"
+    assert database_url("sqlite:///x.db", Path("/")) == "sqlite+aiosqlite:///x.db"
+    assert database_url("postgresql://u@h/db", Path("/")) == "postgresql+asyncpg://u@h/db"
+
+
+async def test_endpoint_state_round_trip(store: SqlStore) -> None:
+    """Saved endpoint times come back as saved, and a second save replaces the first."""
+    first = PersistedEndpoint(
+        last_activity=1.5, wake_time=1.0, running_since=1.2, operation="sleep", first_seen=0.5
+    )
+    await store.save_endpoints({"120b": first, "20b": PersistedEndpoint()})
+    assert await store.load_endpoints() == {"120b": first, "20b": PersistedEndpoint()}
+    second = PersistedEndpoint(last_activity=9.0, sleep_time=8.0)
+    await store.save_endpoints({"120b": second})
+    assert (await store.load_endpoints())["120b"] == second
+
+
+async def test_transitions_in_order(store: SqlStore) -> None:
+    """State history comes back oldest first, per endpoint."""
+    await store.add_transitions(
+        [Transition("120b", "initializing", 10.0), Transition("20b", "running", 11.0)]
+    )
+    await store.add_transitions([Transition("120b", "running", 30.0)])
+    assert [t.state for t in await store.transitions("120b")] == ["initializing", "running"]
+
+
+async def test_audit_newest_first_with_filters_and_pages(store: SqlStore) -> None:
+    """The audit log is newest first; filters and `before` paging work; pruning drops old entries."""
+    entries = [
+        AuditEntry(
+            timestamp=100 + index,
+            actor="ops",
+            operation=op,
+            model_type=key,
+            success=True,
+            details={"n": index},
+        )
+        for index, (op, key) in enumerate(
+            [("wake", "120b"), ("sleep", "120b"), ("wake", "20b"), ("wake", "120b")]
+        )
+    ]
+    await store.add_audit(entries)
+    newest = await store.audit(AuditQuery(limit=2))
+    assert [entry.details["n"] for entry in newest] == [3, 2]
+    older = await store.audit(AuditQuery(limit=10, before=newest[-1].id))
+    assert [entry.details["n"] for entry in older] == [1, 0]
+    wakes = await store.audit(AuditQuery(operation="wake", model_type="120b"))
+    assert [entry.details["n"] for entry in wakes] == [3, 0]
+    assert await store.prune_audit(102) == 2
+    assert len(await store.audit(AuditQuery())) == 2
+
+
+async def test_reopen_keeps_data_and_migrations_are_idempotent(tmp_path: Path) -> None:
+    """Opening the same database again migrates nothing and finds what was saved."""
+    url = database_url(None, tmp_path)
+    store = SqlStore(url)
+    await store.open()
+    await store.save_endpoints({"120b": PersistedEndpoint(wake_time=5.0)})
+    await store.close()
+    again = SqlStore(url)
+    await again.open()
+    assert (await again.load_endpoints())["120b"].wake_time == 5.0
+    assert await again.ping()
+    await again.close()
