@@ -10,9 +10,13 @@ known secret and everything that looks like one with ``[redacted]``, in the even
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import queue
 import re
 import sys
+import threading
 from collections.abc import Iterable
 from typing import Any, TextIO
 from urllib.parse import quote
@@ -28,6 +32,8 @@ __all__ = ["REDACTED", "Redactor", "configure_logging", "get_logger", "log_manag
 REDACTED = "[redacted]"
 _MIN_SECRET = 4  # shorter "secrets" would blank out ordinary words without protecting anything
 _MAX_DEPTH = 8
+_CAPACITY = 10_000  # lines waiting for a slow output before new ones are dropped
+_FLUSH_WAIT = 2.0  # seconds a flush (and so the exit) waits for a stuck output
 _LEAD = ("timestamp", "level", "logger", "event", "request_id")
 
 # What a secret looks like even when nobody told us about it.
@@ -136,8 +142,93 @@ def _lead_fields(logger: WrappedLogger, method_name: str, event_dict: EventDict)
     return ordered
 
 
-class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Our root handler; its class marks it, so a second `configure_logging` replaces it."""
+class _Handler(logging.Handler):
+    """Our root handler: formats on the caller's thread, writes on its own.
+
+    Formatting where the record is made keeps the request's context variables; writing elsewhere
+    means a slow or stuck reader of the output (a full pipe) never stalls the event loop. When
+    `capacity` lines wait, new ones are dropped, and a line says how many once the output moves.
+    Its class marks it, so a second `configure_logging` replaces it.
+    """
+
+    def __init__(self, stream: TextIO, capacity: int = _CAPACITY) -> None:
+        super().__init__()
+        self._stream = stream
+        self._fd = _fileno(stream)
+        self._lines: queue.Queue[str | None] = queue.Queue(capacity)
+        self._dropped = 0
+        self._count_lock = threading.Lock()
+        self._writer = threading.Thread(target=self._write_lines, name="crazy-gary-logs", daemon=True)
+        self._writer.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # noqa: BLE001 - as logging's own handlers: logging must never raise
+            self.handleError(record)
+            return
+        try:
+            self._lines.put_nowait(line)
+        except queue.Full:
+            with self._count_lock:
+                self._dropped += 1
+
+    def flush(self, timeout: float = _FLUSH_WAIT) -> None:
+        """Wait until every queued line is written, at most `timeout` seconds (the output may be stuck)."""
+        waiting = self._lines.all_tasks_done
+        with waiting:
+            waiting.wait_for(lambda: self._lines.unfinished_tasks == 0, timeout)
+
+    def close(self) -> None:
+        self.flush()
+        with contextlib.suppress(queue.Full):
+            self._lines.put_nowait(None)
+        super().close()
+
+    def _write_lines(self) -> None:
+        while (line := self._lines.get()) is not None:
+            try:
+                self._write(line)
+                with self._count_lock:
+                    dropped, self._dropped = self._dropped, 0
+                if dropped:
+                    self._write(self.format(_dropped_record(dropped)))
+            except (OSError, ValueError):
+                pass  # a closed or broken output: there is nowhere left to say so
+            finally:
+                self._lines.task_done()
+        self._lines.task_done()
+
+    def _write(self, line: str) -> None:
+        if self._fd is None:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+            return
+        # Straight to the descriptor: a thread blocked inside a buffered stream's lock would make
+        # the interpreter abort at exit; one blocked in os.write is simply left behind.
+        data = (line + "\n").encode("utf-8", "backslashreplace")
+        while data:
+            data = data[os.write(self._fd, data) :]
+
+
+def _fileno(stream: TextIO) -> int | None:
+    try:
+        stream.flush()
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+
+
+def _dropped_record(count: int) -> logging.LogRecord:
+    return logging.LogRecord(
+        "crazy_gary.logs",
+        logging.WARNING,
+        __file__,
+        0,
+        "%d log lines were dropped: the log output did not keep up",
+        (count,),
+        None,
+    )
 
 
 def configure_logging(

@@ -46,6 +46,7 @@ class Recorder:
         self._audit: list[AuditEntry] = []
         self._transitions: list[Transition] = []
         self._saved: dict[str, PersistedEndpoint] = {}
+        self._history: dict[str, list[tuple[float, str]]] = {}
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -54,6 +55,8 @@ class Recorder:
         """Restore the manager from the store (before the manager starts) and begin writing."""
         self._saved = await self.store.load_endpoints()
         self._manager.restore(self._saved)
+        for key in self._manager.keys:
+            self._history[key] = [(t.at, t.state) for t in await self.store.transitions(key)]
         await self.store.prune_audit(self._clock.now() - self._retention)
         self._manager.subscribe(self.on_event)
         self._task = asyncio.create_task(self._run())
@@ -74,6 +77,7 @@ class Recorder:
         now = self._clock.now()
         if event.kind == "state" and event.hf_state is not None:
             self._transitions.append(Transition(event.key, event.hf_state, now))
+            self._history.setdefault(event.key, []).append((now, event.hf_state))
             self._entry(
                 now,
                 "huggingface",
@@ -172,19 +176,22 @@ class Recorder:
         await self.flush()
         return await self.store.audit(query)
 
-    async def costs(self) -> dict[str, CostReport]:
-        """Each endpoint's cost so far, savings and projected month."""
-        await self.flush()
+    def costs(self) -> dict[str, CostReport]:
+        """Each managed endpoint's cost so far, savings and projected month, from the state history."""
         now = self._clock.now()
         reports: dict[str, CostReport] = {}
         for key in self._manager.keys:
             endpoint = self._manager.endpoint(key)
             if not endpoint.spec.managed:
                 continue
-            history = [(t.at, t.state) for t in await self.store.transitions(key)]
+            history = self._history.get(key, [])
             first_seen = endpoint.first_seen or (history[0][0] if history else now)
             reports[key] = cost_report(history, first_seen, now, endpoint.price_per_hour)
         return reports
+
+    def billing(self) -> dict[str, tuple[float, float]]:
+        """Billed seconds and dollars by endpoint (for the metrics)."""
+        return {key: (report.billed_seconds, report.cost) for key, report in self.costs().items()}
 
 
 def total(reports: dict[str, CostReport]) -> dict[str, float]:

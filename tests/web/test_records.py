@@ -100,3 +100,20 @@ async def test_costs_grow_at_the_price_while_running_and_savings_while_asleep(ap
     assert total["cost"] == pytest.approx(
         later["cost"] + (await api.get("/api/endpoints/costs")).json()["endpoints"]["20b"]["cost"]
     )
+
+
+async def test_metrics_carry_billed_seconds_and_dollars(api: Api) -> None:
+    """/metrics shows each endpoint's billed seconds and dollars, from the same accounting."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    await api.post("/api/endpoints/wake/120b")
+    for _ in range(6):
+        await api.clock.advance(100)
+    text = (await api.get("/metrics")).text
+    samples = {
+        (sample.name, sample.labels.get("endpoint")): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert samples[("crazy_gary_billed_seconds_total", "120b")] == pytest.approx(600, abs=2)
+    assert samples[("crazy_gary_cost_dollars_total", "120b")] == pytest.approx(600 * 5 / 3600, abs=0.01)

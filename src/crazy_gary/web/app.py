@@ -56,7 +56,7 @@ def create_app(
             store, engine.manager, clock, retention_days=settings.audit_retention_days
         )
         await recorder.start()
-        app.state.metrics = metrics = Metrics(engine.manager, engine.clock)
+        app.state.metrics = metrics = Metrics(engine.manager, engine.clock, costs=recorder.billing)
         metrics.attach(engine)
         await engine.start()
         try:

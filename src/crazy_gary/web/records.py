@@ -40,7 +40,7 @@ async def audit(
 @router.get("/api/endpoints/costs")
 async def costs(request: Request, caller: Viewer) -> dict[str, Any]:
     """Per endpoint, in US dollars: cost so far, saved against always-on, the month at the last day's rate."""
-    reports = await _recorder(request).costs()
+    reports = _recorder(request).costs()
     return {
         "success": True,
         "endpoints": {key: report.to_dict() for key, report in reports.items()},
