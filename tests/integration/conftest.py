@@ -154,3 +154,9 @@ def sim_calls(simulator: Process) -> dict[str, Any]:
 
 def sim_set(simulator: Process, path: str, **body: Any) -> None:
     httpx2.put(f"{simulator.url}/_sim/{path}", json=body).raise_for_status()
+
+
+def status_of(server: Process, key: str) -> dict[str, Any]:
+    """One endpoint object, read with the viewer key."""
+    body: dict[str, Any] = api(server, "GET", f"/api/endpoints/status/{key}", key=VIEWER_KEY).json()
+    return body

@@ -12,13 +12,9 @@ from .conftest import (
     sim_calls,
     sim_set,
     start_server,
+    status_of,
     wait_until,
 )
-
-
-def status_of(server: Process, key: str) -> dict[str, object]:
-    body: dict[str, object] = api(server, "GET", f"/api/endpoints/status/{key}", key=VIEWER_KEY).json()
-    return body
 
 
 def test_status_shows_both_endpoints(server: Process) -> None:

@@ -19,6 +19,7 @@ from .conftest import (
     sim_calls,
     sim_set,
     start_server,
+    status_of,
     wait_until,
 )
 
@@ -42,7 +43,7 @@ def client(server: Process, key: str = USER_KEY) -> openai.OpenAI:
 
 
 def status(server: Process, key: str) -> str:
-    return str(api(server, "GET", f"/api/endpoints/status/{key}", key=VIEWER_KEY).json()["status"])
+    return str(status_of(server, key)["status"])
 
 
 def set_running(simulator: Process, server: Process, *names: str) -> None:

@@ -19,13 +19,9 @@ from .conftest import (
     sim_calls,
     sim_set,
     start_server,
+    status_of,
     wait_until,
 )
-
-
-def status(server: Process, key: str) -> dict[str, object]:
-    body: dict[str, object] = api(server, "GET", f"/api/endpoints/status/{key}", key=VIEWER_KEY).json()
-    return body
 
 
 def chat(server: Process, model: str = "20b", timeout: float = 30) -> httpx2.Response:
@@ -45,18 +41,18 @@ def test_restart_keeps_times_and_auto_sleep_schedule(simulator: Process) -> None
     try:
         assert api(first, "POST", "/api/endpoints/wake/20b?wait=true").status_code == 200
         assert chat(first).status_code == 200
-        before = status(first, "20b")
+        before = status_of(first, "20b")
         assert before["last_activity"] is not None
     finally:
         first.stop()
     second = start_server(simulator, ENDPOINT_AUTO_SLEEP="8", CRAZY_GARY_DATA_DIR=data)
     try:
-        after = status(second, "20b")
+        after = status_of(second, "20b")
         assert after["status"] == "running"
         assert (after["wake_time"], after["last_activity"]) == (before["wake_time"], before["last_activity"])
         due = float(before["last_activity"]) + 8  # type: ignore[arg-type]
         assert after["auto_sleep_in"] <= due - time.time() + 1  # type: ignore[operator]
-        wait_until(lambda: status(second, "20b")["status"] == "sleeping", timeout=20)
+        wait_until(lambda: status_of(second, "20b")["status"] == "sleeping", timeout=20)
         assert abs(time.time() - due) < 3
         assert sim_calls(simulator)["gpt-oss-20b"]["scale-to-zero"] == 1
         log = api(second, "GET", "/api/endpoints/audit?model_type=20b", key=VIEWER_KEY).json()["entries"]
@@ -83,7 +79,7 @@ def test_unfinished_sleep_is_finished_after_a_crash(simulator: Process) -> None:
         sim_set(simulator, "endpoints/gpt-oss-20b", latency_ms=30_000)
         held = threading.Thread(target=hold, args=(first,), daemon=True)
         held.start()
-        wait_until(lambda: status(first, "20b")["in_flight"] == 1)
+        wait_until(lambda: status_of(first, "20b")["in_flight"] == 1)
         answer = api(first, "POST", "/api/endpoints/sleep/20b")
         assert answer.json()["status"] == "stopping"  # waiting for the request in flight to end
         time.sleep(1.5)  # the recorder writes an operation at once; give it the moment it needs
@@ -95,7 +91,7 @@ def test_unfinished_sleep_is_finished_after_a_crash(simulator: Process) -> None:
     sim_set(simulator, "endpoints/gpt-oss-20b", latency_ms=0)
     second = start_server(simulator, CRAZY_GARY_DATA_DIR=data)
     try:
-        wait_until(lambda: status(second, "20b")["status"] == "sleeping", timeout=20)
+        wait_until(lambda: status_of(second, "20b")["status"] == "sleeping", timeout=20)
         log = api(second, "GET", "/api/endpoints/audit?operation=sleep", key=VIEWER_KEY).json()["entries"]
         assert log[0]["actor"] == "ops (resumed after restart)"
         assert log[0]["success"] is True
