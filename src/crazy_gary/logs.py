@@ -27,7 +27,15 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from crazy_gary.config import Settings
 from crazy_gary.core.manager import ManagerEvent
 
-__all__ = ["REDACTED", "Redactor", "configure_logging", "get_logger", "log_manager_event", "secrets_of"]
+__all__ = [
+    "REDACTED",
+    "Redactor",
+    "configure_logging",
+    "flush_logs",
+    "get_logger",
+    "log_manager_event",
+    "secrets_of",
+]
 
 REDACTED = "[redacted]"
 _MIN_SECRET = 4  # shorter "secrets" would blank out ordinary words without protecting anything
@@ -36,18 +44,13 @@ _CAPACITY = 10_000  # lines waiting for a slow output before new ones are droppe
 _FLUSH_WAIT = 2.0  # seconds a flush (and so the exit) waits for a stuck output
 _LEAD = ("timestamp", "level", "logger", "event", "request_id")
 
-# What a secret looks like even when nobody told us about it.
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"hf_[A-Za-z0-9]{8,}"), REDACTED),
-    # "Bearer <key>" (but not the help text "Bearer <key>."): the token runs to a space or quote.
-    (re.compile(r"(\bbearer\s+)[^\s\"'<>\\]+", re.IGNORECASE), rf"\g<1>{REDACTED}"),
-    (re.compile(r"(\bbasic\s+)[A-Za-z0-9+/]{8,}=*", re.IGNORECASE), rf"\g<1>{REDACTED}"),
-    (
-        re.compile(r"([?&;](?:token|access_token|api_key|apikey|key)=)[^&;#\s\"'\\]+", re.IGNORECASE),
-        rf"\g<1>{REDACTED}",
-    ),
-    # the password of a URL: postgresql://user:password@host/db
-    (re.compile(r"(://[^/\s:@\"']+:)[^@\s/\"']+@"), rf"\g<1>{REDACTED}@"),
+# What a secret looks like even when nobody told us about it; a named group is a prefix to keep.
+_LOOKALIKES = (
+    r"hf_[A-Za-z0-9]{8,}",
+    # "Bearer <key>" (but not the help text "Bearer <key>."): the token runs to a space or a quote.
+    r"(?P<bearer>\b(?i:bearer)\s+)[^\s\"'<>\\]+",
+    r"(?P<query>[?&;](?i:token|access_token|api_key|apikey|key)=)[^&;#\s\"'\\]+",
+    r"(?P<password>://[^/\s:@\"']+:)[^@\s/\"']+(?P<at>@)",  # postgresql://user:password@host/db
 )
 
 # Libraries whose records we route through our handler (some install their own handlers).
@@ -67,7 +70,7 @@ _LIBRARY_LOGGERS = (
     "httpcore",
 )
 # Libraries that log every HTTP call at info: one line per management poll is noise.
-_CHATTY_LOGGERS = ("httpx", "httpx2", "httpcore", "aiohttp.access")
+_CHATTY_LOGGERS = ("httpx", "httpx2", "httpcore", "aiohttp.access", "alembic")
 
 
 class Redactor:
@@ -75,13 +78,13 @@ class Redactor:
 
     Literal secrets (given at construction or through :meth:`add`) are replaced wherever they
     appear, as themselves and URL-encoded; so is anything looking like a Hugging Face token
-    (``hf_…``), a ``Bearer``/``Basic`` credential, a ``?token=`` query value or a URL's password.
+    (``hf_…``), a ``Bearer`` credential, a ``?token=`` query value or a URL's password.
     Values that are not strings, numbers or containers are turned into their ``str`` first.
     """
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._secrets: frozenset[str] = frozenset()
-        self._literal: re.Pattern[str] | None = None
+        self._pattern = re.compile("|".join(_LOOKALIKES))
         self.add(*secrets)
 
     def add(self, *secrets: str | None) -> None:
@@ -92,18 +95,15 @@ class Redactor:
                 found.update({secret, quote(secret, safe=""), quote(secret)})
         if found == self._secrets:
             return
-        ordered = sorted(found, key=len, reverse=True)  # the longest first: no half-replaced secret
-        # One assignment, so a thread formatting a record meanwhile sees the old or the new pattern.
-        self._secrets, self._literal = frozenset(found), re.compile("|".join(map(re.escape, ordered)))
+        literals = sorted(found, key=len, reverse=True)  # the longest first: no half-replaced secret
+        self._secrets = frozenset(found)
+        # One pattern, one pass per string; one assignment, so a thread formatting a record
+        # meanwhile uses the old pattern or the new one.
+        self._pattern = re.compile("|".join([*map(re.escape, literals), *_LOOKALIKES]))
 
     def redact(self, text: str) -> str:
         """`text` with every secret replaced."""
-        literal = self._literal
-        if literal is not None:
-            text = literal.sub(REDACTED, text)
-        for pattern, replacement in _PATTERNS:
-            text = pattern.sub(replacement, text)
-        return text
+        return self._pattern.sub(_replacement, text)
 
     def clean(self, value: Any, depth: int = 0) -> Any:
         """`value` with every string in it redacted; containers are walked, other objects become text."""
@@ -120,10 +120,18 @@ class Redactor:
                 return [self.clean(item, depth + 1) for item in value]
         if isinstance(value, (bytes, bytearray)):
             return self.redact(bytes(value).decode("utf-8", "replace"))
-        return self.redact(str(value))
+        try:
+            return self.redact(str(value))
+        except Exception:  # noqa: BLE001 - a value that cannot be shown must not lose the line
+            return f"<unprintable {type(value).__name__}>"
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
         return {self.redact(str(key)): self.clean(value) for key, value in event_dict.items()}
+
+
+def _replacement(match: re.Match[str]) -> str:
+    prefix = match["bearer"] or match["query"] or match["password"] or ""
+    return f"{prefix}{REDACTED}{match['at'] or ''}"
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -164,9 +172,9 @@ class _Handler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record)
-        except Exception:  # noqa: BLE001 - as logging's own handlers: logging must never raise
-            self.handleError(record)
-            return
+        except Exception as exc:  # noqa: BLE001 - as logging's own handlers: logging must never raise
+            # Not handleError: it would print the record's raw message and arguments, secrets and all.
+            line = f"a {record.levelname} record of {record.name} could not be written: {type(exc).__name__}"
         try:
             self._lines.put_nowait(line)
         except queue.Full:
@@ -293,6 +301,13 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     return redactor
+
+
+def flush_logs(timeout: float = _FLUSH_WAIT) -> None:
+    """Wait until the lines logged so far are written (at most `timeout` seconds)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _Handler):
+            handler.flush(timeout)
 
 
 def _is_terminal(stream: TextIO) -> bool:
