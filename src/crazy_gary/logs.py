@@ -150,6 +150,9 @@ def _lead_fields(logger: WrappedLogger, method_name: str, event_dict: EventDict)
     return ordered
 
 
+_BATCH = 512  # lines written by one system call at most
+
+
 class _Handler(logging.Handler):
     """Our root handler: formats on the caller's thread, writes on its own.
 
@@ -194,9 +197,21 @@ class _Handler(logging.Handler):
         super().close()
 
     def _write_lines(self) -> None:
+        # Under load many lines wait at once: write them in one go (one syscall, one wake-up of
+        # this thread), rather than a line at a time.
         while (line := self._lines.get()) is not None:
+            batch, done = [line], False
+            while len(batch) < _BATCH:
+                try:
+                    more = self._lines.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    done = True
+                    break
+                batch.append(more)
             try:
-                self._write(line)
+                self._write("\n".join(batch))
                 with self._count_lock:
                     dropped, self._dropped = self._dropped, 0
                 if dropped:
@@ -204,7 +219,10 @@ class _Handler(logging.Handler):
             except (OSError, ValueError):
                 pass  # a closed or broken output: there is nowhere left to say so
             finally:
-                self._lines.task_done()
+                for _ in batch:
+                    self._lines.task_done()
+            if done:
+                break
         self._lines.task_done()
 
     def _write(self, line: str) -> None:

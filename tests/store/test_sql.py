@@ -104,3 +104,13 @@ async def test_reopen_keeps_data_and_migrations_are_idempotent(tmp_path: Path) -
     assert (await again.load_endpoints())["120b"].wake_time == 5.0
     assert await again.ping()
     await again.close()
+
+
+def test_head_revision_is_alembics() -> None:
+    """The revision the store checks before migrating is the newest one Alembic knows."""
+    from alembic.script import ScriptDirectory
+
+    from crazy_gary.store.schema import HEAD_REVISION
+    from crazy_gary.store.sql import migrations_config
+
+    assert ScriptDirectory.from_config(migrations_config()).get_current_head() == HEAD_REVISION

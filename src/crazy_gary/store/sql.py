@@ -12,17 +12,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, delete, event, insert, select, text
+from sqlalchemy import Connection, delete, event, insert, inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from crazy_gary.errors import StoreError
 from crazy_gary.store.base import AuditEntry, AuditQuery, PersistedEndpoint, Transition
-from crazy_gary.store.schema import audit_log, endpoint_state, state_history
+from crazy_gary.store.schema import HEAD_REVISION, audit_log, endpoint_state, state_history
 
-__all__ = ["SqlStore", "database_url"]
+__all__ = ["SqlStore", "database_url", "migrations_config"]
 
 _MIGRATION_LOCK = 0x6372617A79  # "crazy": the PostgreSQL advisory lock id replicas take to migrate
 _FIELDS = tuple(PersistedEndpoint.__dataclass_fields__)
@@ -50,11 +48,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _upgrade(connection: Connection) -> None:
+def migrations_config(connection: Connection | None = None) -> Any:
+    """Alembic's configuration for our migrations (imported here: Alembic costs a quarter second
+    and several MB at start, and is needed only when the schema is behind)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(resources.files("crazy_gary.store") / "migrations"))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    return config
+
+
+def _revision(connection: Connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _upgrade(connection: Connection) -> None:
+    if _revision(connection) == HEAD_REVISION:
+        return
+    from alembic import command
+
+    command.upgrade(migrations_config(connection), "head")
 
 
 class SqlStore:
