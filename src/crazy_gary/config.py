@@ -49,7 +49,11 @@ _LONG_FORM = re.compile(
     rf"^https?://(?:ui\.)?endpoints\.huggingface\.co/(?P<ns>{_NAME})/endpoints/(?P<name>{_NAME})/?$"
 )
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_RATE = re.compile(r"^\s*\d+\s*(/|\s+per\s+)\s*(\d+\s*)?(second|minute|hour|day)s?\s*$", re.IGNORECASE)
+# A subset of what `limits.parse` reads, with at least one call per at least one period.
+_RATE = re.compile(
+    r"^\s*0*[1-9]\d*\s*(/|\s+per\s+)\s*(0*[1-9]\d*\s*)?(second|minute|hour|day)s?\s*$", re.IGNORECASE
+)
+_ORIGIN = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?/?$")
 EXPECTED_ADDRESS = "https://endpoints.huggingface.co/{namespace}/endpoints/{name} or {namespace}/{name}"
 
 
@@ -89,7 +93,10 @@ def parse_api_keys(value: str) -> tuple[ApiKey, ...]:
         else:
             raise ValueError(f"item {position} is not role:key or name:role:key")
         if role not in ROLES:
-            raise ValueError(f"item {position} has role '{role[:20]}'; roles are viewer, user, operator")
+            shown = (
+                f"role '{role}'" if re.fullmatch(r"[a-z]{1,12}", role) else "an unknown role"
+            )  # never key text
+            raise ValueError(f"item {position} has {shown}; roles are viewer, user, operator")
         if len(key) < 8:
             raise ValueError(f"item {position} has a key shorter than 8 characters")
         keys.append(ApiKey(role=role, key=key, name=name))
@@ -190,6 +197,14 @@ class Settings(BaseSettings):
             raise ValueError(f"'{value[:40]}' is not a rate such as 120/minute")
         return value.strip()
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in (part.strip() for part in value.split(",")):
+            if origin and not _ORIGIN.match(origin):
+                raise ValueError(f"'{origin[:60]}' is not an origin such as https://app.example.com (no '*')")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database(cls, value: str | None) -> str | None:
@@ -200,7 +215,10 @@ class Settings(BaseSettings):
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
-        return value.expanduser()
+        try:
+            return value.expanduser()
+        except RuntimeError:
+            raise ValueError("names a home directory that does not exist") from None
 
     @field_validator("hf_base_url_120b", "hf_base_url_20b")
     @classmethod
@@ -272,7 +290,8 @@ class Settings(BaseSettings):
                 continue
             namespace, name = parse_endpoint_address(address)
             base = specs.get(key)
-            fallback = base.fallback if base else ("20b" if key == "120b" else None)
+            default = "20b" if key == "120b" and (pair["20b"] or "20b" in entries) else None
+            fallback = base.fallback if base else default
             specs[key] = EndpointSpec(
                 key=key,
                 url=address,
@@ -295,7 +314,7 @@ def _read_endpoint_entries(path: Path | None) -> dict[str, _EndpointEntry]:
             document = tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"{CONFIG_VARIABLE}: no file at {path}") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, RuntimeError, tomllib.TOMLDecodeError) as exc:  # RuntimeError: `~user` unknown
         raise ConfigError(f"{CONFIG_VARIABLE}: cannot read {path}: {exc}") from None
     tables = document.get("endpoints", {})
     if not isinstance(tables, dict):
@@ -370,7 +389,7 @@ def load_settings(*, simulate: bool | None = None, **overrides: Any) -> Settings
         settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_variable_problem(exc)) from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, RuntimeError, tomllib.TOMLDecodeError) as exc:  # RuntimeError: `~user` unknown
         raise ConfigError(f"{CONFIG_VARIABLE}: cannot read the file: {exc}") from None
     if not settings.simulating and settings.huggingface_api_key is None:
         raise ConfigError("HUGGINGFACE_API_KEY: required unless simulating (CRAZY_GARY_SIMULATE=true)")

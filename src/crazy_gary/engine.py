@@ -154,7 +154,7 @@ class Engine:
         """Check the body is a JSON object with a known `model`; EndpointNotFound or BadRequest if not."""
         try:
             body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (ValueError, RecursionError):  # bad JSON or UTF-8, numbers too long, nesting too deep
             raise BadRequest("The request body is not valid JSON.") from None
         if not isinstance(body, dict):
             raise BadRequest("The request body must be a JSON object.")

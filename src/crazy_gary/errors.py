@@ -18,6 +18,8 @@ Every error carries a ``code`` (snake_case) that the web layer puts in its JSON 
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "ConfigError",
     "CrazyGaryError",
@@ -44,9 +46,14 @@ class CrazyGaryError(Exception):
 
 
 class ConfigError(CrazyGaryError):
-    """A setting is missing or malformed; the message names the variable."""
+    """A setting is missing or malformed; the message names the variable, on one line."""
 
     code = "invalid_configuration"
+
+    def __init__(self, message: str) -> None:
+        # every character str.splitlines() would break at, and the other controls, escaped
+        one_line = re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", lambda m: repr(m.group())[1:-1], message)
+        super().__init__(one_line)
 
 
 class EndpointNotFound(CrazyGaryError):

@@ -114,6 +114,10 @@ def server_env(simulator: Process, **extra: str) -> dict[str, str]:
         "CRAZY_GARY_POLL_INTERVAL": "1",
         "CRAZY_GARY_POLL_FAST_INTERVAL": "0.2",
         "CRAZY_GARY_DATA_DIR": tempfile.mkdtemp(prefix="crazy-gary-test-"),
+        # the default limits (10 wakes, 120 calls a minute) would refuse the bursts some tests send;
+        # tests of the limits set their own
+        "CRAZY_GARY_RATE_LIMIT": "100000/minute",
+        "CRAZY_GARY_MANAGEMENT_RATE_LIMIT": "100000/minute",
     }
     values.update(extra)
     return base_env(**values)

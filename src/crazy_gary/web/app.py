@@ -19,10 +19,12 @@ from crazy_gary.metrics import Metrics
 from crazy_gary.recorder import Recorder
 from crazy_gary.store import SqlStore, database_url
 from crazy_gary.web.auth import KeyRing
+from crazy_gary.web.edge import BodyLimitMiddleware, HardenedFastAPI, add_cors, page_headers
 from crazy_gary.web.errors import install_error_handlers
 from crazy_gary.web.gateway import router as gateway_router
 from crazy_gary.web.logging_middleware import RequestLogMiddleware
 from crazy_gary.web.metrics_route import router as metrics_router
+from crazy_gary.web.ratelimit import RateLimitMiddleware, RateLimits, limiter_storage
 from crazy_gary.web.records import router as records_router
 from crazy_gary.web.routes import router
 
@@ -68,7 +70,7 @@ def create_app(
             if owned is not None:
                 await owned.aclose()
 
-    app = FastAPI(
+    app = HardenedFastAPI(  # X-Content-Type-Options: nosniff on every answer
         title="crazy-gary",
         summary="Keeps LLMs on Hugging Face Inference Endpoints cheap and always answering.",
         version="0.1.0",
@@ -83,11 +85,18 @@ def create_app(
     app.include_router(records_router)
     app.include_router(metrics_router)
     page = resources.files("crazy_gary.web").joinpath("static/index.html").read_text(encoding="utf-8")
+    security_headers = page_headers(page)
 
     @app.get("/", include_in_schema=False)
     async def dashboard() -> HTMLResponse:
-        return HTMLResponse(page)
+        return HTMLResponse(page, headers=security_headers)
 
+    # The edge, innermost first: the body limit, the rate limits (before routing, so a refused call
+    # reaches no route), then CORS (so its preflights cost no rate and a 429 is readable cross-origin).
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    rate_limits = RateLimits.from_settings(settings, limiter_storage())
+    app.add_middleware(RateLimitMiddleware, limits=rate_limits, keyring=app.state.keyring)
+    add_cors(app, settings.cors_origin_list)
     # Added last, so outermost: it sees (and times) every answer, the other middleware's too.
     app.add_middleware(RequestLogMiddleware, clock=clock)
     return app

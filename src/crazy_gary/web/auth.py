@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from fastapi import Request
 
 from crazy_gary.config import ApiKey, Role
+from crazy_gary.web.edge import check_model_type
 from crazy_gary.web.errors import ApiError
 
-__all__ = ["Caller", "KeyRing", "operation_of", "request_id", "require"]
+__all__ = ["Caller", "KeyRing", "identify", "operation_of", "refuse", "request_id", "require"]
 
 _RANK: dict[str, int] = {"viewer": 0, "user": 1, "operator": 2}
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -25,6 +26,7 @@ class Caller:
 
     role: Role
     actor: str
+    key_digest: str = field(default="", repr=False)  # SHA-256 of the key: what rate limits count by
 
 
 def _actor(key: ApiKey) -> str:
@@ -38,7 +40,10 @@ class KeyRing:
     """The configured keys; looks a presented key up without timing leaks."""
 
     def __init__(self, keys: Sequence[ApiKey]) -> None:
-        self._keys = [(key.key.encode(), Caller(key.role, _actor(key))) for key in keys]
+        self._keys = [
+            (key.key.encode(), Caller(key.role, _actor(key), hashlib.sha256(key.key.encode()).hexdigest()))
+            for key in keys
+        ]
 
     def identify(self, presented: str) -> Caller | None:
         candidate = presented.encode()
@@ -57,6 +62,19 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
+def _invalid_actor(presented: str) -> str:
+    return f"invalid-key:{hashlib.sha256(presented.encode()).hexdigest()[:8]}"
+
+
+def identify(request: Request, keyring: KeyRing) -> tuple[Caller | None, str]:
+    """The caller the request's key names (None without a valid key) and how the audit log names it."""
+    presented = _bearer(request)
+    if presented is None:
+        return None, "anonymous"
+    caller = keyring.identify(presented)
+    return (caller, caller.actor) if caller is not None else (None, _invalid_actor(presented))
+
+
 def request_id(request: Request) -> str | None:
     """The id the request logging gave this request, if any."""
     bound = structlog.contextvars.get_contextvars().get("request_id")
@@ -72,8 +90,8 @@ def operation_of(request: Request) -> str:
     return "chat" if path.startswith("/v1/chat") else "read"
 
 
-def _refuse(request: Request, actor: str, error: ApiError) -> ApiError:
-    """Audit a refused attempt, then hand back the error to raise."""
+def refuse(request: Request, actor: str, error: ApiError) -> ApiError:
+    """Audit a refused attempt (401, 403, 429), then hand back the error to raise or answer."""
     recorder = getattr(request.app.state, "recorder", None)
     if recorder is not None:
         recorder.refused(
@@ -88,23 +106,26 @@ def _refuse(request: Request, actor: str, error: ApiError) -> ApiError:
 
 
 def require(role: Role) -> Callable[[Request], Awaitable[Caller]]:
-    """A FastAPI dependency admitting keys of `role` or higher; refusals are audited."""
+    """A FastAPI dependency admitting keys of `role` or higher; refusals are audited.
+
+    Once the key is admitted, a path's `{model_type}` that is no endpoint name is a 400.
+    """
 
     async def dependency(request: Request) -> Caller:
         keyring: KeyRing = request.app.state.keyring
         presented = _bearer(request)
         if presented is None:
             message = "An API key is required: send Authorization: Bearer <key>."
-            raise _refuse(request, "anonymous", ApiError(401, "missing_key", message, _CHALLENGE))
+            raise refuse(request, "anonymous", ApiError(401, "missing_key", message, _CHALLENGE))
         caller = keyring.identify(presented)
         if caller is None:
-            digest = hashlib.sha256(presented.encode()).hexdigest()[:8]
             error = ApiError(401, "invalid_key", "The API key is not valid.", _CHALLENGE)
-            raise _refuse(request, f"invalid-key:{digest}", error)
+            raise refuse(request, _invalid_actor(presented), error)
         if _RANK[caller.role] < _RANK[role]:
             message = f"This needs the {role} role; the key has the {caller.role} role."
-            raise _refuse(request, caller.actor, ApiError(403, "forbidden", message))
+            raise refuse(request, caller.actor, ApiError(403, "forbidden", message))
         request.state.caller = caller
+        check_model_type(request)  # after the key checks: a refusal never depends on the rest of the call
         return caller
 
     return dependency

@@ -5,6 +5,7 @@ HTTP status codes are chosen here and nowhere else.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -38,11 +39,18 @@ class ApiError(Exception):
         self.headers = headers
 
 
+class _AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: an error may echo input that is not valid UTF-8."""
+
+    def render(self, content: object) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: object
 ) -> JSONResponse:
     body: dict[str, object] = {"success": False, "error": message, "code": code, **extra}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return _AsciiJSONResponse(body, status_code=status, headers=headers)
 
 
 def _status_for(exc: CrazyGaryError) -> int:

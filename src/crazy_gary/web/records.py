@@ -27,7 +27,9 @@ async def audit(
     request: Request,
     caller: Viewer,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="an entry id: only older entries")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="an entry id: only older entries")
+    ] = None,
     model_type: Annotated[str | None, Query(pattern=_NAME)] = None,
     operation: Annotated[str | None, Query(pattern=r"^[a-z_-]{1,32}$")] = None,
 ) -> dict[str, Any]:
