@@ -120,12 +120,20 @@ def test_configured_keys_and_hf_token_never_logged(secret_simulator: Process) ->
         assert [answer.status_code for answer in answers] == [200, 401, 200, 404, 401, 200, 200, 400, 200]
         assert answers[6].headers["x-crazy-gary-served-by"] == "120b"
         assert answers[8].headers["x-request-id"] == "trace-42"
+        shown = [
+            *answers,
+            send(server, "GET", "/metrics", VIEWER_KEY),
+            send(server, "GET", "/api/endpoints/audit?limit=1000", VIEWER_KEY),
+            send(server, "GET", "/api/endpoints/costs", VIEWER_KEY),
+        ]
     finally:
         text = "\n".join(output.stop())
         server.stop()
 
     for secret in (HF_TOKEN, OPERATOR_KEY, USER_KEY, VIEWER_KEY, WRONG_KEY):
         assert secret not in text, f"{secret} leaked into the server's output"
+        for answer in shown:
+            assert secret not in answer.text + str(answer.headers), f"{secret} leaked into {answer.url.path}"
     lines = log_lines(text.splitlines())
     check_one_line_each(lines, answers)
     by_id = {line["request_id"]: line for line in lines if line["event"] == "request"}
