@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,10 +23,20 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from crazy_gary.endpoint_file import (
+    CONFIG_VARIABLE,
+    EXPECTED_ADDRESS,
+    EndpointSpec,
+    check_fallbacks,
+    parse_endpoint_address,
+    read_endpoint_file,
+    spec_from_entry,
+)
 from crazy_gary.errors import ConfigError
 from crazy_gary.simulator import SimulatorConfig
 
 __all__ = [
+    "EXPECTED_ADDRESS",
     "ApiKey",
     "EndpointSpec",
     "Role",
@@ -41,30 +51,11 @@ Role = Literal["viewer", "user", "operator"]
 ROLES: tuple[Role, ...] = ("viewer", "user", "operator")
 SIMULATOR_TOKEN = "hf_simulator"
 SIMULATOR_NAMESPACE = "demo"
-CONFIG_VARIABLE = "CRAZY_GARY_CONFIG"
 
-_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
-_SHORT_FORM = re.compile(rf"^(?P<ns>{_NAME})/(?P<name>{_NAME})$")
-_LONG_FORM = re.compile(
-    rf"^https?://(?:ui\.)?endpoints\.huggingface\.co/(?P<ns>{_NAME})/endpoints/(?P<name>{_NAME})/?$"
-)
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-# A subset of what `limits.parse` reads, with at least one call per at least one period.
 _RATE = re.compile(
     r"^\s*0*[1-9]\d*\s*(/|\s+per\s+)\s*(0*[1-9]\d*\s*)?(second|minute|hour|day)s?\s*$", re.IGNORECASE
 )
 _ORIGIN = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?/?$")
-EXPECTED_ADDRESS = "https://endpoints.huggingface.co/{namespace}/endpoints/{name} or {namespace}/{name}"
-
-
-def parse_endpoint_address(value: str) -> tuple[str, str]:
-    """Split an endpoint address into (namespace, name); ValueError names the expected forms."""
-    text = value.strip()
-    match = _LONG_FORM.match(text) or _SHORT_FORM.match(text)
-    if match is None:
-        shown = text if len(text) <= 80 else text[:77] + "..."
-        raise ValueError(f"'{shown}' is not an endpoint address; expected {EXPECTED_ADDRESS}")
-    return match["ns"], match["name"]
 
 
 @dataclass(frozen=True)
@@ -101,48 +92,6 @@ def parse_api_keys(value: str) -> tuple[ApiKey, ...]:
             raise ValueError(f"item {position} has a key shorter than 8 characters")
         keys.append(ApiKey(role=role, key=key, name=name))
     return tuple(keys)
-
-
-@dataclass(frozen=True)
-class EndpointSpec:
-    """One endpoint crazy-gary knows, by key (`120b`).
-
-    Managed endpoints have `namespace`/`name` on Hugging Face; unmanaged ones only an `inference_url`.
-    """
-
-    key: str
-    url: str
-    namespace: str | None = None
-    name: str | None = None
-    inference_url: str | None = None
-    fallback: str | None = None
-    price_per_hour: float | None = None
-    auto_sleep: float | None = None
-    wake_timeout: float | None = None
-
-    @property
-    def managed(self) -> bool:
-        return self.inference_url is None
-
-
-class _EndpointEntry(BaseModel):
-    """One `[endpoints.KEY]` table of the TOML file."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    url: str | None = None
-    inference_url: str | None = None
-    fallback: str | None = None
-    price_per_hour: float | None = Field(default=None, ge=0)
-    auto_sleep: float | None = Field(default=None, ge=0)
-    wake_timeout: float | None = Field(default=None, gt=0)
-
-    @field_validator("inference_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError("must be an http:// or https:// address")
-        return value.rstrip("/") if value else value
 
 
 def _alias(name: str, default: Any, **constraints: Any) -> Any:
@@ -274,7 +223,7 @@ class Settings(BaseSettings):
     @cached_property
     def endpoints(self) -> dict[str, EndpointSpec]:
         """The configured endpoints by key: the TOML file's, then the two `HF_BASE_URL_*` ones."""
-        entries = _read_endpoint_entries(self.config_file)
+        entries = read_endpoint_file(self.config_file)
         specs: dict[str, EndpointSpec] = {}
         pair = {"120b": self.hf_base_url_120b, "20b": self.hf_base_url_20b}
         if self.simulating:
@@ -284,7 +233,7 @@ class Settings(BaseSettings):
                         f"https://endpoints.huggingface.co/{SIMULATOR_NAMESPACE}/endpoints/gpt-oss-{key}"
                     )
         for key, entry in entries.items():
-            specs[key] = _spec_from_entry(key, entry)
+            specs[key] = spec_from_entry(key, entry)
         for key, address in pair.items():
             if address is None:
                 continue
@@ -302,76 +251,8 @@ class Settings(BaseSettings):
                 auto_sleep=base.auto_sleep if base else None,
                 wake_timeout=base.wake_timeout if base else None,
             )
-        _check_fallbacks(specs)
+        check_fallbacks(specs)
         return specs
-
-
-def _read_endpoint_entries(path: Path | None) -> dict[str, _EndpointEntry]:
-    if path is None:
-        return {}
-    try:
-        with path.expanduser().open("rb") as handle:
-            document = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{CONFIG_VARIABLE}: no file at {path}") from None
-    except (OSError, RuntimeError, tomllib.TOMLDecodeError) as exc:  # RuntimeError: `~user` unknown
-        raise ConfigError(f"{CONFIG_VARIABLE}: cannot read {path}: {exc}") from None
-    tables = document.get("endpoints", {})
-    if not isinstance(tables, dict):
-        raise ConfigError(f"{CONFIG_VARIABLE}: 'endpoints' must be a table of [endpoints.KEY] tables")
-    entries: dict[str, _EndpointEntry] = {}
-    for key, table in tables.items():
-        where = f"{CONFIG_VARIABLE}: endpoints.{key}"
-        if not _KEY.match(key):
-            raise ConfigError(f"{where}: a key is letters, digits, '.', '_' or '-' (at most 64)")
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: must be a table")
-        try:
-            entries[key] = _EndpointEntry.model_validate(table)
-        except ValidationError as exc:
-            raise ConfigError(f"{where}: {_first_problem(exc)}") from None
-    return entries
-
-
-def _spec_from_entry(key: str, entry: _EndpointEntry) -> EndpointSpec:
-    where = f"{CONFIG_VARIABLE}: endpoints.{key}"
-    if (entry.url is None) == (entry.inference_url is None):
-        raise ConfigError(f"{where}: give exactly one of url and inference_url")
-    spec = EndpointSpec(
-        key=key,
-        url=entry.url or entry.inference_url or "",
-        inference_url=entry.inference_url,
-        fallback=entry.fallback,
-        price_per_hour=entry.price_per_hour,
-        auto_sleep=entry.auto_sleep,
-        wake_timeout=entry.wake_timeout,
-    )
-    if entry.url is None:
-        return spec
-    try:
-        namespace, name = parse_endpoint_address(entry.url)
-    except ValueError as exc:
-        raise ConfigError(f"{where}.url: {exc}") from None
-    return replace(spec, namespace=namespace, name=name)
-
-
-def _check_fallbacks(specs: dict[str, EndpointSpec]) -> None:
-    for spec in specs.values():
-        if spec.fallback is None:
-            continue
-        if spec.fallback == spec.key:
-            raise ConfigError(f"{CONFIG_VARIABLE}: endpoints.{spec.key}.fallback: cannot fall back to itself")
-        if spec.fallback not in specs:
-            raise ConfigError(
-                f"{CONFIG_VARIABLE}: endpoints.{spec.key}.fallback: no endpoint has the key '{spec.fallback}'"
-            )
-
-
-def _first_problem(exc: ValidationError) -> str:
-    error = exc.errors(include_url=False, include_input=False)[0]
-    where = ".".join(str(part) for part in error["loc"])
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
 
 
 def _variable_problem(exc: ValidationError) -> str:

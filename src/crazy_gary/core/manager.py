@@ -10,13 +10,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
 
 from crazy_gary.clock import Clock, wait_any, wait_event
 from crazy_gary.config import EndpointSpec, Settings
 from crazy_gary.core.autosleep import AutoSleeper
 from crazy_gary.core.breaker import CircuitBreaker
 from crazy_gary.core.endpoint import Endpoint, Operation
+from crazy_gary.core.events import ManagerEvent, OperationResult
 from crazy_gary.core.operations import OperationFailed, OperationRunner
 from crazy_gary.core.poller import StatusPoller
 from crazy_gary.core.ports import ManagementAPI, PersistedEndpoint
@@ -26,30 +26,6 @@ from crazy_gary.errors import EndpointNotFound, ManagementError
 __all__ = ["HuggingFaceEndpointManager", "ManagerEvent", "OperationResult"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class OperationResult:
-    """What a wake or sleep request did: `started` is False when nothing needed doing or one was running."""
-
-    key: str
-    status: EndpointStatus
-    started: bool
-
-
-@dataclass(frozen=True)
-class ManagerEvent:
-    """Something observers may want to know: an operation's start or end, or a state change."""
-
-    kind: str  # "operation", "operation_done", "state"
-    key: str
-    operation: str | None = None
-    actor: str | None = None
-    success: bool | None = None
-    error: str | None = None
-    status: str | None = None
-    hf_state: str | None = None
-    request_id: str | None = None
 
 
 class HuggingFaceEndpointManager:

@@ -1,0 +1,33 @@
+"""What the manager tells: the result of asking for an operation, and events for observers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crazy_gary.core.status import EndpointStatus
+
+__all__ = ["ManagerEvent", "OperationResult"]
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    """What a wake or sleep request did: `started` is False when nothing needed doing or one was running."""
+
+    key: str
+    status: EndpointStatus
+    started: bool
+
+
+@dataclass(frozen=True)
+class ManagerEvent:
+    """Something observers may want to know: an operation's start or end, or a state change."""
+
+    kind: str  # "operation", "operation_done", "state"
+    key: str
+    operation: str | None = None
+    actor: str | None = None
+    success: bool | None = None
+    error: str | None = None
+    status: str | None = None
+    hf_state: str | None = None
+    request_id: str | None = None
