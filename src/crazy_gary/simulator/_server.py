@@ -73,12 +73,13 @@ class SimulatorServer:
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
+        self._port: int | None = None
 
     @property
     def port(self) -> int:
-        if self._socket is None:
+        if self._port is None:
             raise RuntimeError("the simulator is not serving; use `async with SimulatorServer(...)`")
-        return int(self._socket.getsockname()[1])
+        return self._port
 
     @property
     def url(self) -> str:
@@ -90,6 +91,8 @@ class SimulatorServer:
 
     async def __aenter__(self) -> SimulatorServer:
         self._socket = _bind(self.host, self._requested_port)
+        # read now: once uvicorn serves it, the event loop (uvloop) may own the descriptor
+        self._port = int(self._socket.getsockname()[1])
         config = uvicorn.Config(
             self.app,
             log_level="warning",

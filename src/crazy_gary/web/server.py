@@ -39,6 +39,8 @@ def _listen(host: str, port: int) -> socket.socket:
 async def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve until cancelled; prints the address (with a login token when one was generated)."""
     sock = _listen(host, port)
+    # read before uvicorn takes the socket: its event loop may own the descriptor from then on
+    bound = sock.getsockname()[:2]
     extra_keys: tuple[ApiKey, ...] = ()
     generated = None
     if not settings.api_keys:
@@ -61,12 +63,14 @@ async def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -
         while not server.started and not task.done():
             await asyncio.sleep(0.02)
         if server.started:
-            _announce(sock, settings, generated, management_url)
+            _announce(bound, settings, generated, management_url)
         await task
 
 
-def _announce(sock: socket.socket, settings: Settings, token: str | None, simulator_url: str | None) -> None:
-    host, port = sock.getsockname()[:2]
+def _announce(
+    bound: tuple[str, int], settings: Settings, token: str | None, simulator_url: str | None
+) -> None:
+    host, port = bound
     shown = f"[{host}]" if ":" in host else host
     if host in ("0.0.0.0", "::"):
         shown = "127.0.0.1"
