@@ -177,3 +177,11 @@ def test_missing_toml_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.setenv("CRAZY_GARY_CONFIG", str(tmp_path / "nope.toml"))
     with pytest.raises(ConfigError, match="CRAZY_GARY_CONFIG"):
         load_settings()
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e999"])
+def test_endless_seconds_are_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """A wake timeout of infinity (or not a number) would never time out: it is refused."""
+    monkeypatch.setenv("ENDPOINT_WAKE_TIMEOUT", value)
+    with pytest.raises(ConfigError, match=r"^ENDPOINT_WAKE_TIMEOUT: "):
+        load_settings()
