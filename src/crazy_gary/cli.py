@@ -107,8 +107,7 @@ def serve(
         settings = load_settings(simulate=simulate)
     except ConfigError as exc:
         fail(exc.message, exit_code=2)
-    with _listen_errors(host, port):
-        run_server(settings, host=host, port=port)
+    run_server(settings, host=host, port=port)  # it turns a port it cannot bind into one line itself
 
 
 @app.command()

@@ -160,20 +160,22 @@ class HuggingFaceEndpointManager:
     # -- operations ---------------------------------------------------------------------------
     def wake(self, key: str, *, actor: str = "api", request_id: str | None = None) -> OperationResult:
         """Start waking the endpoint; one wake per endpoint however many callers ask."""
-        endpoint = self._endpoint(key)
-        status = endpoint.status()
-        if not endpoint.spec.managed or status is EndpointStatus.RUNNING or endpoint.operation == "wake":
-            return OperationResult(key, status, started=False)
-        self._begin(endpoint, "wake", actor, request_id)
-        return OperationResult(key, endpoint.status(), started=True)
+        return self.operate("wake", key, actor=actor, request_id=request_id)
 
     def sleep(self, key: str, *, actor: str = "api", request_id: str | None = None) -> OperationResult:
         """Start putting the endpoint to sleep (by `ENDPOINT_SLEEP_MODE`), after its requests drain."""
+        return self.operate("sleep", key, actor=actor, request_id=request_id)
+
+    def operate(
+        self, operation: Operation, key: str, *, actor: str = "api", request_id: str | None = None
+    ) -> OperationResult:
+        """Start a wake or a sleep, unless the endpoint is already there or on its way."""
         endpoint = self._endpoint(key)
         status = endpoint.status()
-        if not endpoint.spec.managed or status is EndpointStatus.SLEEPING or endpoint.operation == "sleep":
+        settled = EndpointStatus.RUNNING if operation == "wake" else EndpointStatus.SLEEPING
+        if not endpoint.spec.managed or status is settled or endpoint.operation == operation:
             return OperationResult(key, status, started=False)
-        self._begin(endpoint, "sleep", actor, request_id)
+        self._begin(endpoint, operation, actor, request_id)
         return OperationResult(key, endpoint.status(), started=True)
 
     async def wait_for(self, key: str, wanted: set[EndpointStatus], timeout: float) -> EndpointView:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from crazy_gary.core.endpoint import Operation
 from crazy_gary.core.manager import HuggingFaceEndpointManager, OperationResult
 from crazy_gary.core.status import EndpointStatus
 from crazy_gary.web.auth import Caller, request_id, require
@@ -86,15 +87,13 @@ async def sleep_one(request: Request, model_type: str, caller: Operator, wait: W
 
 
 def _start(
-    manager: HuggingFaceEndpointManager, operation: str, key: str, actor: str, request: Request
+    manager: HuggingFaceEndpointManager, operation: Operation, key: str, actor: str, request: Request
 ) -> OperationResult:
-    if operation == "wake":
-        return manager.wake(key, actor=actor, request_id=request_id(request))
-    return manager.sleep(key, actor=actor, request_id=request_id(request))
+    return manager.operate(operation, key, actor=actor, request_id=request_id(request))
 
 
 async def _finish(
-    manager: HuggingFaceEndpointManager, operation: str, key: str
+    manager: HuggingFaceEndpointManager, operation: Operation, key: str
 ) -> tuple[int, dict[str, Any]]:
     """Wait for the operation's end; the status code and the per-endpoint answer."""
     timeout = manager.wake_timeout(key) + _MARGIN
@@ -128,7 +127,7 @@ async def _finish(
 
 
 async def _operate_one(
-    request: Request, caller: Caller, operation: str, model_type: str, wait: bool
+    request: Request, caller: Caller, operation: Operation, model_type: str, wait: bool
 ) -> JSONResponse:
     manager = _manager(request)
     key = manager.resolve(model_type)
@@ -140,7 +139,7 @@ async def _operate_one(
     return JSONResponse({"success": True, "model_type": key, "status": result.status.value}, status_code=code)
 
 
-async def _operate_all(request: Request, caller: Caller, operation: str, wait: bool) -> JSONResponse:
+async def _operate_all(request: Request, caller: Caller, operation: Operation, wait: bool) -> JSONResponse:
     manager = _manager(request)
     results = {key: _start(manager, operation, key, caller.actor, request) for key in manager.keys}
     answers: dict[str, dict[str, Any]] = {}
