@@ -6,26 +6,23 @@ A call gives back the server's JSON object, or ends the command with one line on
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import httpx2
 import typer
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    import httpx2
 
 __all__ = [
     "DEFAULT_SERVER",
-    "QUICK_TIMEOUT",
-    "WAITING_TIMEOUT",
     "ServerClient",
     "fail",
     "require",
 ]
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
-QUICK_TIMEOUT = httpx2.Timeout(30.0, connect=5.0)
-# A waiting wake is bounded by the server (the endpoint's wake timeout, which an operator may set
-# long), so the client does not cut it short; Ctrl-C ends it.
-WAITING_TIMEOUT = httpx2.Timeout(30.0, connect=5.0, read=None)
 
 
 def fail(message: str, exit_code: int = 1) -> NoReturn:
@@ -46,10 +43,17 @@ class ServerClient:
     """JSON calls to one crazy-gary server, with an optional bearer key.
 
     Every failure — unreachable server, refused key, error answer, non-JSON answer — ends the
-    command through :func:`fail`; callers only ever see successful (2xx) JSON objects.
+    command through :func:`fail`; callers only ever see successful (2xx) JSON objects. httpx2 is
+    imported here, not at the top: `crazy-gary serve` shares this module's CLI and has no use for it.
     """
 
     def __init__(self, server: str, key: str | None) -> None:
+        import httpx2
+
+        self._quick = httpx2.Timeout(30.0, connect=5.0)
+        # A waiting wake is bounded by the server (the endpoint's wake timeout, which an operator
+        # may set long), so the client does not cut it short; Ctrl-C ends it.
+        self._waiting = httpx2.Timeout(30.0, connect=5.0, read=None)
         self.server = server.rstrip("/")
         self.key = key or None
         headers = {"Accept": "application/json", "User-Agent": "crazy-gary-cli"}
@@ -58,7 +62,7 @@ class ServerClient:
                 fail("the key (--key or CRAZY_GARY_KEY) must be printable ASCII text")
             headers["Authorization"] = f"Bearer {self.key}"
         try:
-            self._http = httpx2.Client(base_url=self.server, headers=headers, timeout=QUICK_TIMEOUT)
+            self._http = httpx2.Client(base_url=self.server, headers=headers, timeout=self._quick)
         except httpx2.InvalidURL:
             fail(f"--server is not a valid URL: {server!r}")
 
@@ -75,17 +79,19 @@ class ServerClient:
 
     def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         """GET `path`; the answer's JSON object."""
-        return self._call("GET", path, params, QUICK_TIMEOUT)
+        return self._call("GET", path, params, self._quick)
 
     def post(
-        self, path: str, params: dict[str, str] | None = None, timeout: httpx2.Timeout = QUICK_TIMEOUT
+        self, path: str, params: dict[str, str] | None = None, *, waiting: bool = False
     ) -> dict[str, Any]:
-        """POST `path` without a body; the answer's JSON object."""
-        return self._call("POST", path, params, timeout)
+        """POST `path` without a body; the answer's JSON object. `waiting`: no read timeout."""
+        return self._call("POST", path, params, self._waiting if waiting else self._quick)
 
     def _call(
         self, method: str, path: str, params: dict[str, str] | None, timeout: httpx2.Timeout
     ) -> dict[str, Any]:
+        import httpx2
+
         try:
             response = self._http.request(method, path, params=params, timeout=timeout)
         except httpx2.UnsupportedProtocol:

@@ -19,8 +19,7 @@ from urllib.parse import quote
 
 import typer
 
-from crazy_gary._cli_client import DEFAULT_SERVER, WAITING_TIMEOUT, ServerClient, fail, require
-from crazy_gary._cli_render import audit_table, output_console, screen, status_table
+from crazy_gary._cli_client import DEFAULT_SERVER, ServerClient, fail, require
 from crazy_gary.config import load_settings, load_simulator_config
 from crazy_gary.errors import ConfigError
 from crazy_gary.simulator import run_simulator
@@ -157,6 +156,8 @@ def status(
     elif not endpoints:
         typer.echo("no endpoints are configured")
     else:
+        from crazy_gary._cli_render import output_console, status_table  # rich: not loaded by `serve`
+
         output_console().print(status_table(endpoints, now=time.time()))
 
 
@@ -171,6 +172,8 @@ def watch(
     key: KeyOption = None,
 ) -> None:
     """Show the status table and keep it current until Ctrl-C."""
+    from crazy_gary._cli_render import output_console, screen, status_table
+
     refreshes = 0
     with _client(ctx, server, key) as client, screen(output_console()) as show:
         try:
@@ -241,7 +244,7 @@ def _operate_one(client: ServerClient, action: str, model: str, wait: bool) -> N
     path = f"{API}/{action}/{quote(model, safe='')}"
     if wait:
         typer.echo(f"waiting for {model} to run…", err=True)
-        body = client.post(path, params={"wait": "true"}, timeout=WAITING_TIMEOUT)
+        body = client.post(path, params={"wait": "true"}, waiting=True)
     else:
         body = client.post(path)
     if body.get("success") is False:
@@ -333,6 +336,8 @@ def audit(
     elif not entries:
         typer.echo("no audit entries")
     else:
+        from crazy_gary._cli_render import audit_table, output_console
+
         output_console().print(audit_table(entries))
 
 

@@ -18,14 +18,15 @@ import re
 import sys
 import threading
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import quote
 
-import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
-
+from crazy_gary._structlog import structlog
 from crazy_gary.config import Settings
 from crazy_gary.core.manager import ManagerEvent
+
+if TYPE_CHECKING:
+    from structlog.typing import EventDict, Processor, WrappedLogger
 
 __all__ = [
     "REDACTED",

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, create_engine, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from crazy_gary.store import AuditEntry, AuditQuery, PersistedEndpoint, SqlStore, Transition, database_url
@@ -114,3 +114,45 @@ def test_head_revision_is_alembics() -> None:
     from crazy_gary.store.sql import migrations_config
 
     assert ScriptDirectory.from_config(migrations_config()).get_current_head() == HEAD_REVISION
+
+
+def _schema(connection: Connection) -> list[tuple[object, ...]]:
+    """Every table's columns, primary key and indexes, and the Alembic revision, as plain data."""
+    seen = inspect(connection)
+    found: list[tuple[object, ...]] = [
+        ("revision", connection.execute(text("SELECT version_num FROM alembic_version")).scalar())
+    ]
+    for table in sorted(seen.get_table_names()):
+        columns = [(c["name"], str(c["type"]), c["nullable"]) for c in seen.get_columns(table)]
+        indexes = sorted(
+            (i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in seen.get_indexes(table)
+        )
+        found.append((table, columns, seen.get_pk_constraint(table)["constrained_columns"], indexes))
+    return found
+
+
+async def test_a_new_database_gets_the_schema_the_migrations_build(tmp_path: Path) -> None:
+    """A first start creates the tables directly and stamps the newest revision; the result is the
+    same schema as Alembic's migrations build, so later migrations apply to both alike."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from crazy_gary.store.schema import metadata
+    from crazy_gary.store.sql import migrations_config
+
+    direct = SqlStore(database_url(None, tmp_path / "direct"))
+    await direct.open()
+    await direct.close()
+
+    migrated = create_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    with migrated.begin() as connection:
+        command.upgrade(migrations_config(connection), "head")
+    built = create_engine(f"sqlite:///{tmp_path / 'direct' / 'crazy-gary.db'}")
+    with migrated.connect() as by_alembic, built.connect() as by_store:
+        assert _schema(by_store) == _schema(by_alembic)
+        assert compare_metadata(MigrationContext.configure(by_alembic), metadata) == []
+    with built.begin() as connection:  # Alembic finds nothing to do on the stamped database
+        command.upgrade(migrations_config(connection), "head")
+    migrated.dispose()
+    built.dispose()

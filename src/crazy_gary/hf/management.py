@@ -8,13 +8,13 @@ the library's errors are translated into ours here and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx2
+import aiohttp
 import stamina
-from huggingface_hub import HfApi, InferenceEndpoint, constants, set_client_factory
-from huggingface_hub.errors import HfHubHTTPError
 
 from crazy_gary.core.ports import UpstreamEndpoint
 from crazy_gary.errors import (
@@ -24,14 +24,35 @@ from crazy_gary.errors import (
     ManagementUnavailable,
 )
 
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi, InferenceEndpoint
+
 __all__ = ["HfManagement"]
 
 T = TypeVar("T")
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
+@functools.cache
+def _hub() -> SimpleNamespace:
+    """`huggingface_hub`, imported at the first management call rather than at start: it holds
+    ~7 MB, and a gateway whose endpoints are all unmanaged (`inference_url`) never calls it."""
+    import httpx2  # huggingface_hub's own HTTP stack
+    import huggingface_hub
+    import huggingface_hub.constants
+    import huggingface_hub.errors
+
+    return SimpleNamespace(
+        HfApi=huggingface_hub.HfApi,
+        constants=huggingface_hub.constants,
+        set_client_factory=huggingface_hub.set_client_factory,
+        HfHubHTTPError=huggingface_hub.errors.HfHubHTTPError,
+        httpx2=httpx2,
+    )
+
+
 def _status_of(exc: BaseException) -> int | None:
-    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
+    if isinstance(exc, _hub().HfHubHTTPError) and exc.response is not None:
         return int(exc.response.status_code)
     return None
 
@@ -41,7 +62,7 @@ def _is_transient(exc: Exception) -> bool:
     status = _status_of(exc)
     if status is not None:
         return status in _TRANSIENT_STATUS
-    return isinstance(exc, httpx2.TransportError)
+    return isinstance(exc, _hub().httpx2.TransportError)
 
 
 def _to_upstream(endpoint: InferenceEndpoint) -> UpstreamEndpoint:
@@ -80,16 +101,33 @@ class HfManagement:
         self._api_url = api_url.rstrip("/")
         self._attempts = attempts
         self._retry_timeout = retry_timeout
-        self._api = HfApi()
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    @functools.cached_property
+    def _api(self) -> HfApi:
+        hub = _hub()
         # huggingface_hub reads its base URL from this module constant at every call; there is no
         # other way to point it at another management API (the simulator, a proxy).
-        constants.INFERENCE_ENDPOINTS_ENDPOINT = self._api_url
+        hub.constants.INFERENCE_ENDPOINTS_ENDPOINT = self._api_url
         # Its shared client waits forever by default; a hung management API must not hold a thread.
-        set_client_factory(lambda: httpx2.Client(follow_redirects=True, timeout=httpx2.Timeout(timeout)))
-        self._http = httpx2.AsyncClient(timeout=httpx2.Timeout(timeout, connect=5.0))
+        timeout = hub.httpx2.Timeout(self._timeout)
+        hub.set_client_factory(lambda: hub.httpx2.Client(follow_redirects=True, timeout=timeout))
+        api: HfApi = hub.HfApi()
+        return api
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
+
+    def _health_client(self) -> aiohttp.ClientSession:
+        # Endpoint health routes (poke, probe) go over aiohttp, the gateway's own HTTP client, so a
+        # gateway of unmanaged endpoints loads no second HTTP stack. Made on first use: an aiohttp
+        # session belongs to the event loop it was made in.
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=self._timeout, connect=5.0)
+            self._session = aiohttp.ClientSession(timeout=timeout, headers=self._headers)
+        return self._session
 
     async def list(self, namespace: str) -> list[UpstreamEndpoint]:
         endpoints = await self._call(
@@ -134,16 +172,18 @@ class HfManagement:
     async def poke(self, url: str) -> None:
         """One request to the endpoint's health route: HF starts a replica of a scaled-to-zero endpoint."""
         try:
-            await self._http.get(f"{url.rstrip('/')}/health", headers=self._headers)
-        except httpx2.HTTPError as exc:
+            async with self._health_client().get(f"{url.rstrip('/')}/health") as response:
+                await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise ManagementUnavailable(f"The endpoint at {url} could not be reached to start it.") from exc
 
     async def probe(self, url: str) -> bool:
         try:
-            response = await self._http.get(f"{url.rstrip('/')}/health", headers=self._headers)
-        except httpx2.HTTPError:
+            async with self._health_client().get(f"{url.rstrip('/')}/health") as response:
+                await response.read()
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
             return False
-        return response.status_code == 200
 
     @property
     def _headers(self) -> dict[str, str]:
@@ -156,6 +196,8 @@ class HfManagement:
         return _to_upstream(endpoint)
 
     async def _call(self, what: str, call: Callable[[], T]) -> T:
+        hub = _hub()
+        _ = self._api  # built on the loop, before a worker thread uses it
         try:
             async for attempt in stamina.retry_context(
                 on=_is_transient,
@@ -166,7 +208,7 @@ class HfManagement:
             ):
                 with attempt:
                     return await asyncio.to_thread(call)
-        except (HfHubHTTPError, httpx2.HTTPError) as exc:
+        except (hub.HfHubHTTPError, hub.httpx2.HTTPError) as exc:
             raise self._translate(what, exc) from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise ManagementUnavailable(

@@ -12,18 +12,38 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, event, insert, inspect, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    delete,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from crazy_gary.errors import StoreError
 from crazy_gary.store.base import AuditEntry, AuditQuery, PersistedEndpoint, Transition
-from crazy_gary.store.schema import HEAD_REVISION, audit_log, endpoint_state, state_history
+from crazy_gary.store.schema import HEAD_REVISION, audit_log, endpoint_state, metadata, state_history
 
 __all__ = ["SqlStore", "database_url", "migrations_config"]
 
 _MIGRATION_LOCK = 0x6372617A79  # "crazy": the PostgreSQL advisory lock id replicas take to migrate
 _FIELDS = tuple(PersistedEndpoint.__dataclass_fields__)
+# Alembic's own version table, as `alembic stamp` creates it; kept out of `metadata` (not ours).
+_version_table = Table(
+    "alembic_version",
+    MetaData(),
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)
 
 
 def database_url(url: str | None, data_dir: Path) -> str:
@@ -59,6 +79,18 @@ def migrations_config(connection: Connection | None = None) -> Any:
     return config
 
 
+def _create_at_head(connection: Connection) -> None:
+    """A new database: the tables as they are now, stamped with the newest revision.
+
+    This is Alembic's own recipe for a database built from scratch (`create_all`, then
+    `alembic stamp head`), done without importing Alembic: a first start skips ~8 MB and a tenth of a
+    second. A test checks that these tables equal what the migrations build.
+    """
+    metadata.create_all(connection)
+    _version_table.create(connection)
+    connection.execute(insert(_version_table).values(version_num=HEAD_REVISION))
+
+
 def _revision(connection: Connection) -> str | None:
     if not inspect(connection).has_table("alembic_version"):
         return None
@@ -66,7 +98,11 @@ def _revision(connection: Connection) -> str | None:
 
 
 def _upgrade(connection: Connection) -> None:
-    if _revision(connection) == HEAD_REVISION:
+    revision = _revision(connection)
+    if revision == HEAD_REVISION:
+        return
+    if revision is None and not any(inspect(connection).has_table(t) for t in metadata.tables):
+        _create_at_head(connection)
         return
     from alembic import command
 

@@ -7,9 +7,9 @@ import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-import structlog
 from fastapi import Request
 
+from crazy_gary._structlog import structlog
 from crazy_gary.config import ApiKey, Role
 from crazy_gary.web.edge import check_model_type
 from crazy_gary.web.errors import ApiError

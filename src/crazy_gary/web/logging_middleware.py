@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crazy_gary._structlog import structlog
 from crazy_gary.clock import Clock, SystemClock
 from crazy_gary.logs import get_logger
 
