@@ -27,6 +27,7 @@ from typer.testing import CliRunner, Result
 
 from crazy_gary import cli
 from crazy_gary._cli_render import format_ago, format_countdown
+from crazy_gary._cli_watch import parse_events
 from crazy_gary.errors import ConfigError
 
 OPERATOR_KEY = "op-secret"
@@ -99,6 +100,8 @@ class FakeServer:
             return JSONResponse({"success": True, "endpoints": self._endpoints()})
         if path == "/audit":
             return JSONResponse({"success": True, "entries": [AUDIT_ENTRY]})
+        if path == "/events":
+            return Response(EVENTS, media_type="text/event-stream")
         action, _, model = path.strip("/").partition("/")
         after = "stopping" if action == "sleep" else "starting"
         if not model:
@@ -116,6 +119,19 @@ class FakeServer:
         state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
         return {key: {**endpoint, "status": state} for key, endpoint in ENDPOINTS.items()}
 
+
+_RUNNING_20B = {**ENDPOINTS["20b"], "status": "running", "auto_sleep_in": 900}
+_REQUEST = {"model": "120b", "served_by": "20b", "fallback_reason": "primary_starting", "status": 200}
+# A stream as the server sends it: a snapshot, a heartbeat, two events (data split over two lines in
+# one), then the end (the watch reconnects).
+EVENTS = (
+    f"retry: 2000\nevent: snapshot\ndata: {json.dumps({'endpoints': ENDPOINTS, 'requests': []})}\n\n"
+    ": heartbeat\n\n"
+    f"event: state\ndata: {json.dumps({'model_type': '20b', 'endpoint': _RUNNING_20B})}\n\n"
+    "event: request\n"
+    + "".join(f"data: {line}\n" for line in json.dumps(_REQUEST, indent=1).splitlines())
+    + "\n"
+)
 
 AUDIT_ENTRY = {
     "id": 7,
@@ -369,12 +385,31 @@ def test_audit_shows_entries_as_text(server: FakeServer) -> None:
     assert "[the]" in result.stdout
 
 
-def test_watch_with_count_prints_the_table_each_time(server: FakeServer) -> None:
-    """`watch --count 2`, piped, prints the status table twice, one after the other, and ends."""
-    result = run("watch", "--count", "2", "--interval", "0.2")
-    assert result.exit_code == 0
-    assert result.stdout.count("sleeping") == 2
-    assert [s.path for s in server.seen] == ["/api/endpoints/status"] * 2
+def test_watch_prints_a_table_per_event(server: FakeServer) -> None:
+    """`watch`, piped, prints the table from the snapshot, then again for each event that changed it,
+    and stops after --count tables."""
+    result = run("watch", "--count", "3")
+    assert result.exit_code == 0, result.output
+    tables = result.stdout.split("endpoint ")[1:]  # each table starts with its header
+    assert len(tables) == 3
+    assert "sleeping" in tables[0]
+    assert "running" in tables[1].split("20b")[1].split("\n")[0]  # 20b's row after the state event
+    assert "primary_starting" in tables[2]  # the request, under the table
+    assert [s.path for s in server.seen] == ["/api/endpoints/events"]
+    assert server.seen[0].authorization == f"Bearer {OPERATOR_KEY}"  # the environment's key
+
+
+def test_watch_with_a_refused_key_ends_with_the_reason(server: FakeServer) -> None:
+    """A key the server refuses ends `watch` at once with the server's sentence and status 1."""
+    result = run("watch", "--key", "wrong")
+    assert result.exit_code == 1
+    assert "the server refused the key" in result.stderr
+
+
+def test_parse_events_follows_the_format() -> None:
+    """Blank lines end events; data lines join with newlines; comments and empty events are skipped."""
+    lines = [": hello", "", "event: a", 'data: {"x":', "data: 1}", "", "data: 2", "", "event: empty", ""]
+    assert list(parse_events(lines)) == [("a", {"x": 1}), ("message", 2)]
 
 
 def test_serve_loads_settings_and_runs_the_server(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -94,15 +94,43 @@ class ServerClient:
 
         try:
             response = self._http.request(method, path, params=params, timeout=timeout)
-        except httpx2.UnsupportedProtocol:
-            fail(f"--server must start with http:// or https://, not {self.server!r}")
-        except (httpx2.ConnectError, httpx2.ConnectTimeout):
-            fail(f"cannot reach crazy-gary at {self.server} (is `crazy-gary serve` running?)")
-        except httpx2.TimeoutException:
-            fail(f"crazy-gary at {self.server} did not answer in time")
         except httpx2.TransportError as exc:
-            fail(f"the connection to crazy-gary at {self.server} failed: {exc}")
+            self._unreachable(exc)
         return self._read(response)
+
+    def stream(self, path: str, *, quiet: bool = False) -> httpx2.Response | None:
+        """GET `path` as an open stream (the caller closes it). A refused call ends the command; so
+        does an unreachable server, unless `quiet`, where it gives None (to try again later)."""
+        import httpx2
+
+        # The server sends at least a heartbeat every 15 s: silence three times as long means it is gone.
+        timeout = httpx2.Timeout(30.0, connect=5.0, read=45.0)
+        request = self._http.build_request(
+            "GET", path, headers={"Accept": "text/event-stream"}, timeout=timeout
+        )
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx2.TransportError as exc:
+            if quiet and not isinstance(exc, httpx2.UnsupportedProtocol):
+                return None
+            self._unreachable(exc)
+        if response.status_code != 200:
+            response.read()
+            response.close()
+            self._read(response)  # an error answer: ends the command with the server's sentence
+            fail(f"crazy-gary at {self.server} answered {response.status_code} instead of an event stream")
+        return response
+
+    def _unreachable(self, exc: httpx2.TransportError) -> NoReturn:
+        import httpx2
+
+        if isinstance(exc, httpx2.UnsupportedProtocol):
+            fail(f"--server must start with http:// or https://, not {self.server!r}")
+        if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout):
+            fail(f"cannot reach crazy-gary at {self.server} (is `crazy-gary serve` running?)")
+        if isinstance(exc, httpx2.TimeoutException):
+            fail(f"crazy-gary at {self.server} did not answer in time")
+        fail(f"the connection to crazy-gary at {self.server} failed: {exc}")
 
     def _read(self, response: httpx2.Response) -> dict[str, Any]:
         body = _json_object(response)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -24,6 +24,7 @@ __all__ = [
     "format_countdown",
     "format_time",
     "output_console",
+    "recent_requests_table",
     "screen",
     "state_text",
     "status_table",
@@ -50,7 +51,7 @@ def output_console() -> Console:
 
 
 @contextlib.contextmanager
-def screen(console: Console) -> Iterator[Callable[[Table], None]]:
+def screen(console: Console) -> Iterator[Callable[[RenderableType], None]]:
     """A way to show successive tables: redrawn in place on a terminal, one after another elsewhere."""
     if not console.is_terminal:
         yield console.print
@@ -125,6 +126,29 @@ def status_table(endpoints: Mapping[str, Any], now: float) -> Table:
             Text(format_countdown(fields.get("auto_sleep_in"))),
             Text(format_ago(fields.get("last_activity"), now)),
             _text(fields.get("url")),
+        )
+    return table
+
+
+def recent_requests_table(requests: list[Any]) -> Table:
+    """The last chat requests: when, what was asked, who served it and why, status and latency."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table.add_column("request at", no_wrap=True)
+    table.add_column("asked for", no_wrap=True)
+    table.add_column("served by", no_wrap=True)
+    table.add_column("fallback reason", no_wrap=True)
+    table.add_column("status", justify="right", no_wrap=True)
+    table.add_column("latency", justify="right", no_wrap=True)
+    for request in requests:
+        fields = request if isinstance(request, Mapping) else {}
+        latency = _number(fields.get("latency_ms"))
+        table.add_row(
+            Text(format_time(fields.get("timestamp"))),
+            _text(fields.get("model")),
+            _text(fields.get("served_by")),
+            _text(fields.get("fallback_reason")),
+            _text(fields.get("status")),
+            Text(NONE_MARK if latency is None else f"{latency:.0f} ms"),
         )
     return table
 

@@ -164,26 +164,25 @@ def status(
 @app.command()
 def watch(
     ctx: typer.Context,
-    interval: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes.")] = 2.0,
+    interval: Annotated[
+        float, typer.Option(min=0.2, help="Seconds between redraws on a terminal (the countdown ticks).")
+    ] = 1.0,
     count: Annotated[
-        int | None, typer.Option(min=1, help="Stop after this many refreshes.", show_default=False)
+        int | None, typer.Option(min=1, help="Stop after showing this many tables.", show_default=False)
     ] = None,
     server: ServerOption = None,
     key: KeyOption = None,
 ) -> None:
-    """Show the status table and keep it current until Ctrl-C."""
-    from crazy_gary._cli_render import output_console, screen, status_table
+    """Show the status table, kept current by the server's live events, until Ctrl-C."""
+    from crazy_gary._cli_render import output_console, screen
+    from crazy_gary._cli_watch import watch_events
 
-    refreshes = 0
-    with _client(ctx, server, key) as client, screen(output_console()) as show:
-        try:
-            while count is None or refreshes < count:
-                if refreshes:
-                    time.sleep(interval)
-                show(status_table(_read_endpoints(client), now=time.time()))
-                refreshes += 1
-        except KeyboardInterrupt:
-            pass  # Ctrl-C is how a watch ends, not a failure
+    console = output_console()
+    # Ctrl-C is how a watch ends, not a failure
+    with _client(ctx, server, key) as client, screen(console) as show, contextlib.suppress(KeyboardInterrupt):
+        # piped, a table is printed only when something changed; on a terminal it is redrawn every
+        # `interval` too, so the countdown runs
+        watch_events(client, show, tick=interval if console.is_terminal else None, count=count)
 
 
 def _read_endpoints(client: ServerClient) -> dict[str, Any]:

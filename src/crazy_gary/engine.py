@@ -187,6 +187,10 @@ class Engine:
             retries=trace.retries,
             upstream_errors=tuple(trace.errors),
         )
+        self.announce(event)
+
+    def announce(self, event: RequestEvent) -> None:
+        """Give `event` to every observer."""
         for observer in self._observers:
             observer(event)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
 
 import httpx2
 
@@ -13,6 +14,7 @@ from .conftest import (
     OPERATOR_KEY,
     VIEWER_KEY,
     Process,
+    api,
     base_env,
     crazy_gary,
     free_port,
@@ -124,3 +126,39 @@ def test_serve_simulating_prints_the_token_address(tmp_path: object) -> None:
     finally:
         popen.terminate()
         popen.wait(10)
+
+
+def test_watch_follows_the_server_live(server: Process) -> None:
+    """`watch`, piped, against `serve`: its table shows 20b go starting → running → sleeping as it
+    happens (from the event stream, no polling), says when the server is gone, and runs until stopped."""
+    watch = subprocess.Popen(
+        [str(BIN), "watch"],
+        env=cli_env(server, VIEWER_KEY),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(watch.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+
+    def states_of_20b() -> list[str]:
+        found = [re.match(r"\s*20b\s+(\w+)", line) for line in list(lines)]
+        states = [match.group(1) for match in found if match]
+        return [state for index, state in enumerate(states) if index == 0 or states[index - 1] != state]
+
+    try:
+        wait_until(lambda: states_of_20b() == ["sleeping"])
+        assert api(server, "POST", "/api/endpoints/wake/20b").status_code == 202
+        wait_until(lambda: states_of_20b()[-1:] == ["running"], timeout=30)
+        assert states_of_20b() == ["sleeping", "starting", "running"]
+        assert api(server, "POST", "/api/endpoints/sleep/20b").status_code == 202
+        wait_until(lambda: states_of_20b()[-1:] == ["sleeping"], timeout=30)
+        server.stop()
+        assert server.popen.returncode == 0, "serve stopped by itself, not killed, with a watcher connected"
+        wait_until(lambda: any("lost the connection" in line for line in list(lines)))
+        assert watch.poll() is None, "watch keeps trying to reconnect"
+    finally:
+        watch.terminate()
+        watch.wait(timeout=10)
+    assert "Traceback" not in watch.stderr.read()  # type: ignore[union-attr]

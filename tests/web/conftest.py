@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import httpx2
 import pytest
+from fastapi import FastAPI
 
 from crazy_gary.clock import ManualClock
 from crazy_gary.config import Settings
@@ -23,6 +24,7 @@ class Api:
     http: httpx2.AsyncClient
     clock: ManualClock
     hf: FakeManagement
+    app: FastAPI
 
     async def get(self, path: str, key: str | None = VIEWER) -> httpx2.Response:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -46,4 +48,4 @@ async def api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
     app = create_app(settings, clock=clock, management=hf)
     async with serve_app(app) as url, httpx2.AsyncClient(base_url=url) as http:
         await clock.settle()
-        yield Api(http, clock, hf)
+        yield Api(http, clock, hf, app)

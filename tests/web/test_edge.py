@@ -44,7 +44,7 @@ async def edge_app(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> AsyncIte
     app = create_app(config, clock=clock, management=hf)
     async with serve_app(app) as url, httpx2.AsyncClient(base_url=url) as http:
         await clock.settle()
-        yield Api(http, clock, hf)
+        yield Api(http, clock, hf, app)
 
 
 def bearer(key: str | None) -> dict[str, str]:

@@ -21,6 +21,8 @@ from crazy_gary.store import SqlStore, database_url
 from crazy_gary.web.auth import KeyRing
 from crazy_gary.web.edge import BodyLimitMiddleware, HardenedFastAPI, add_cors, page_headers
 from crazy_gary.web.errors import install_error_handlers
+from crazy_gary.web.events import EventHub
+from crazy_gary.web.events import router as events_router
 from crazy_gary.web.gateway import router as gateway_router
 from crazy_gary.web.logging_middleware import RequestLogMiddleware
 from crazy_gary.web.metrics_route import router as metrics_router
@@ -52,6 +54,7 @@ def create_app(
         app.state.engine = engine
         app.state.manager = engine.manager
         engine.manager.subscribe(log_manager_event)
+        app.state.events = events = EventHub(engine.manager, engine, clock)
         store = SqlStore(database_url(settings.database_url, settings.data_dir))
         await store.open()
         app.state.recorder = recorder = Recorder(
@@ -64,6 +67,7 @@ def create_app(
         try:
             yield
         finally:
+            events.close()
             await engine.aclose()
             await recorder.close()
             await store.close()
@@ -83,6 +87,7 @@ def create_app(
     app.include_router(router)
     app.include_router(gateway_router)
     app.include_router(records_router)
+    app.include_router(events_router)
     app.include_router(metrics_router)
     page = resources.files("crazy_gary.web").joinpath("static/index.html").read_text(encoding="utf-8")
     security_headers = page_headers(page)

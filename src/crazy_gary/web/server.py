@@ -17,7 +17,21 @@ from crazy_gary.logs import configure_logging
 from crazy_gary.simulator import SimulatorServer
 from crazy_gary.web.app import create_app
 
-__all__ = ["run_server", "serve"]
+__all__ = ["AppServer", "run_server", "serve"]
+
+
+class AppServer(uvicorn.Server):
+    """uvicorn's server, ending the app's event streams as it begins to stop.
+
+    uvicorn waits for every open response to finish before it runs the app's shutdown, and an event
+    stream never finishes by itself: without this, stopping would wait for every dashboard to leave.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        hub = getattr(getattr(self.config.app, "state", None), "events", None)
+        if hub is not None:
+            hub.close()
+        await super().shutdown(sockets)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -58,7 +72,7 @@ async def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -
         configure_logging(settings, secrets=[generated])
         app = create_app(settings, clock=clock, management_url=management_url, extra_keys=extra_keys)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", log_config=None)
-        server = uvicorn.Server(config)
+        server = AppServer(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.02)

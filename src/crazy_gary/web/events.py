@@ -1,0 +1,209 @@
+"""Live events: `GET /api/endpoints/events`, a Server-Sent Events stream for the page and `watch`.
+
+Every connection starts with a `snapshot` (every endpoint object and the recent requests), then
+receives `state`, `countdown`, `operation` and `request` events as they happen, and an SSE comment
+(`: heartbeat`) whenever nothing else was sent for `heartbeat` seconds of the injected clock. Events
+that concern an endpoint carry its whole endpoint object, so a client only ever replaces what it
+holds. A client too slow to keep up (its queue fills) has its stream ended; reconnecting gives it a
+fresh snapshot, so it never shows a state that silently missed an event.
+
+The SSE framing is FastAPI's (`EventSourceResponse`); the fan-out is ours: observers of the manager
+and of the engine put events into one bounded queue per connection, without blocking either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from crazy_gary.clock import Clock, wait_event
+from crazy_gary.core.events import ManagerEvent
+from crazy_gary.core.manager import HuggingFaceEndpointManager
+from crazy_gary.engine import Engine, RequestEvent
+from crazy_gary.web.auth import Caller, require
+
+__all__ = ["EventHub", "router"]
+
+router = APIRouter()
+Viewer = Annotated[Caller, Depends(require("viewer"))]
+
+HEARTBEAT = 15.0  # seconds of silence before a `: heartbeat` comment
+RETRY_MS = 2000  # what a browser's EventSource waits before reconnecting
+_RECENT = 50  # requests kept for the snapshot
+_QUEUE = 1000  # events waiting for one slow client before its stream is ended
+_COUNTDOWN_EVERY = 1.0  # at most one countdown event per endpoint per second
+_REQUESTS_PER_SECOND = 20  # request events sent per second at most; the rest only in /metrics
+
+
+@dataclass(eq=False)  # each is itself: hashed by identity
+class _Subscriber:
+    queue: collections.deque[tuple[str, dict[str, Any]]] = field(default_factory=collections.deque)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: bool = False
+
+
+class EventHub:
+    """Fans the manager's and the engine's events out to every open event stream."""
+
+    def __init__(
+        self,
+        manager: HuggingFaceEndpointManager,
+        engine: Engine,
+        clock: Clock,
+        *,
+        heartbeat: float = HEARTBEAT,
+        queue_size: int = _QUEUE,
+    ) -> None:
+        self._manager = manager
+        self._clock = clock
+        self.heartbeat = heartbeat
+        self._queue_size = queue_size
+        self._subscribers: set[_Subscriber] = set()
+        self._recent: collections.deque[tuple[RequestEvent, float]] = collections.deque(maxlen=_RECENT)
+        self._countdown_sent: dict[str, float] = {}
+        self._window = (0.0, 0)  # (second, request events sent in it)
+        self._closed = False
+        manager.subscribe(self._on_manager_event)
+        engine.subscribe(self._on_request_event)
+
+    # -- observers (called synchronously by the manager and the engine; they must not block) ----
+    def _on_manager_event(self, event: ManagerEvent) -> None:
+        if not self._subscribers:
+            return
+        if event.kind == "state":
+            self._publish("state", {"model_type": event.key, "endpoint": self._endpoint(event.key)})
+        elif event.kind in ("operation", "operation_done"):
+            finished = event.kind == "operation_done"
+            self._publish(
+                "operation",
+                {
+                    "model_type": event.key,
+                    "operation": event.operation,
+                    "phase": "finished" if finished else "started",
+                    "actor": event.actor,
+                    "success": event.success if finished else None,
+                    "error": event.error,
+                    "endpoint": self._endpoint(event.key),
+                },
+            )
+
+    def _on_request_event(self, event: RequestEvent) -> None:
+        # on every request of the gateway: only a deque append unless someone is watching
+        self._recent.append((event, self._clock.now()))
+        if not self._subscribers:
+            return
+        second = float(int(self._clock.monotonic()))
+        start, sent = self._window
+        if second != start:
+            start, sent = second, 0
+        if sent < _REQUESTS_PER_SECOND:
+            self._window = (start, sent + 1)
+            self._publish("request", _request_object(event, self._clock.now()))
+        else:
+            self._window = (start, sent)
+        if event.served_by is not None:
+            self._countdown(event.served_by)
+
+    def _countdown(self, key: str) -> None:
+        now = self._clock.monotonic()
+        if now - self._countdown_sent.get(key, -_COUNTDOWN_EVERY) < _COUNTDOWN_EVERY:
+            return
+        self._countdown_sent[key] = now
+        self._publish("countdown", {"model_type": key, "endpoint": self._endpoint(key)})
+
+    def _endpoint(self, key: str) -> dict[str, Any]:
+        return self._manager.status(key).to_dict()
+
+    def _publish(self, name: str, data: dict[str, Any]) -> None:
+        data.setdefault("timestamp", self._clock.now())
+        for subscriber in list(self._subscribers):
+            if len(subscriber.queue) >= self._queue_size:
+                self._end(subscriber)  # too slow: it reconnects and gets a fresh snapshot
+                continue
+            subscriber.queue.append((name, data))
+            subscriber.ready.set()
+
+    # -- streams ---------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """What a new connection starts from: every endpoint object and the recent requests."""
+        endpoints = {key: view.to_dict() for key, view in self._manager.all_status().items()}
+        requests = [_request_object(event, at) for event, at in self._recent]
+        return {"endpoints": endpoints, "requests": requests, "timestamp": self._clock.now()}
+
+    @contextlib.contextmanager
+    def subscribe(self) -> Iterator[_Subscriber]:
+        """A queue of events for one connection, for as long as the block runs."""
+        subscriber = _Subscriber()
+        if self._closed:
+            subscriber.ended = True
+        else:
+            self._subscribers.add(subscriber)
+        try:
+            yield subscriber
+        finally:
+            self._subscribers.discard(subscriber)
+
+    async def events(self, subscriber: _Subscriber) -> AsyncIterator[tuple[str, dict[str, Any]] | None]:
+        """The subscriber's events as they come; None when `heartbeat` seconds passed without any."""
+        while True:
+            if not subscriber.queue:
+                if subscriber.ended:
+                    return
+                subscriber.ready.clear()
+                if not await wait_event(self._clock, subscriber.ready, self.heartbeat):
+                    yield None
+                    continue
+            while subscriber.queue:
+                yield subscriber.queue.popleft()
+
+    @property
+    def connections(self) -> int:
+        return len(self._subscribers)
+
+    def _end(self, subscriber: _Subscriber) -> None:
+        subscriber.ended = True
+        subscriber.queue.clear()
+        subscriber.ready.set()
+        self._subscribers.discard(subscriber)
+
+    def close(self) -> None:
+        """End every stream (the server is stopping) and accept no new ones."""
+        self._closed = True
+        for subscriber in list(self._subscribers):
+            subscriber.ended = True
+            subscriber.ready.set()
+        self._subscribers.clear()
+
+
+def _request_object(event: RequestEvent, at: float) -> dict[str, Any]:
+    return {
+        "model": event.model,
+        "served_by": event.served_by,
+        "fallback_reason": event.fallback_reason,
+        "status": event.status,
+        "stream": event.stream,
+        "latency_ms": round(event.duration * 1000, 3),
+        "timestamp": at,
+    }
+
+
+@router.get("/api/endpoints/events", response_class=EventSourceResponse, tags=["endpoints"])
+async def events(request: Request, caller: Viewer) -> AsyncIterator[ServerSentEvent]:
+    """Server-Sent Events: a `snapshot`, then `state`, `countdown`, `operation` and `request` events,
+    and a `: heartbeat` comment after 15 s without any."""
+    hub: EventHub = request.app.state.events
+    with hub.subscribe() as subscriber:
+        yield ServerSentEvent(event="snapshot", data=hub.snapshot(), retry=RETRY_MS)
+        async for item in hub.events(subscriber):
+            if item is None:
+                yield ServerSentEvent(comment="heartbeat")
+            else:
+                name, data = item
+                yield ServerSentEvent(event=name, data=data)

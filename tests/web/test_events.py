@@ -1,0 +1,199 @@
+"""GET /api/endpoints/events: the Server-Sent Events stream, over a real socket, on the manual clock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+
+from crazy_gary.clock import ManualClock
+from crazy_gary.config import Settings
+from crazy_gary.engine import Engine, RequestEvent
+from crazy_gary.web.events import EventHub
+
+from ..core.fakes import FakeManagement
+from .conftest import USER, VIEWER, Api
+
+Event = tuple[str, Any]  # ("state", {...}) or ("comment", "heartbeat")
+
+
+class Stream:
+    """An open event stream, read one SSE block at a time, parsed here independently of our code."""
+
+    def __init__(self, response: httpx2.Response) -> None:
+        self.response = response
+        self._lines: AsyncIterator[str] = response.aiter_lines()
+
+    async def next(self, timeout: float = 5.0) -> Event:
+        async with asyncio.timeout(timeout):
+            name, data, comment = "message", [], None
+            async for line in self._lines:
+                if line == "":
+                    if data:
+                        return name, json.loads("\n".join(data))
+                    if comment is not None:
+                        return "comment", comment
+                    continue
+                field, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if field == "":
+                    comment = value
+                elif field == "event":
+                    name = value
+                elif field == "data":
+                    data.append(value)
+            raise EOFError("the stream ended")
+
+    async def until(self, wanted: str, status: str | None = None, **fields: Any) -> Any:
+        """Skip events until one named `wanted` whose data has `fields` (and whose endpoint has
+        `status`); its data."""
+        while True:
+            name, data = await self.next()
+            if name != wanted or any(data.get(k) != v for k, v in fields.items()):
+                continue
+            if status is None or data["endpoint"]["status"] == status:
+                return data
+
+
+async def open_stream(api: Api, key: str | None = VIEWER) -> tuple[Stream, Any]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    request = api.http.build_request("GET", "/api/endpoints/events", headers=headers)
+    response = await api.http.send(request, stream=True)
+    return Stream(response), response
+
+
+async def test_events_need_a_viewer_key(api: Api) -> None:
+    """Without a key the stream is refused with 401 in the error shape; a user key is enough."""
+    response = await api.get("/api/endpoints/events", key=None)
+    assert response.status_code == 401
+    assert response.json()["code"] == "missing_key"
+    stream, raw = await open_stream(api, key=USER)
+    try:
+        assert raw.status_code == 200
+        assert raw.headers["content-type"].startswith("text/event-stream")
+        assert (await stream.next())[0] == "snapshot"
+    finally:
+        await raw.aclose()
+
+
+async def test_snapshot_then_operation_and_state_events(api: Api) -> None:
+    """The stream starts with every endpoint object, then tells a wake as it happens: the operation
+    starting, the state becoming starting then running, and the operation finishing."""
+    stream, raw = await open_stream(api)
+    try:
+        name, snapshot = await stream.next()
+        assert name == "snapshot"
+        assert set(snapshot["endpoints"]) == {"120b", "20b"}
+        assert snapshot["endpoints"]["120b"]["status"] == "sleeping"
+        assert snapshot["requests"] == []
+
+        assert (await api.post("/api/endpoints/wake/120b")).status_code == 202
+        started = await stream.until("operation", phase="started")
+        assert started["model_type"] == "120b"
+        assert started["operation"] == "wake"
+        assert started["actor"] == "ops"
+        assert started["endpoint"]["status"] == "starting"
+        state = await stream.until("state", model_type="120b")
+        assert state["endpoint"]["status"] == "starting"
+
+        await api.clock.advance(21)
+        await stream.until("state", "running", model_type="120b")
+        finished = await stream.until("operation", phase="finished")
+        assert finished["endpoint"]["auto_sleep_in"] == 15 * 60  # the countdown starts with the end
+        assert finished["success"] is True
+        assert finished["error"] is None
+        assert started["timestamp"] < finished["timestamp"] <= api.clock.now()
+    finally:
+        await raw.aclose()
+
+
+async def test_heartbeat_after_quiet_time(api: Api) -> None:
+    """After 15 s of the clock without events the stream carries a `: heartbeat` comment."""
+    stream, raw = await open_stream(api)
+    try:
+        await stream.next()  # snapshot
+        await api.clock.advance(14)
+        await api.clock.advance(1.5)
+        assert await stream.next() == ("comment", "heartbeat")
+    finally:
+        await raw.aclose()
+
+
+async def test_a_closed_connection_leaves_no_subscriber(api: Api) -> None:
+    """A client that goes away is forgotten: the hub has no one left to write to."""
+    stream, raw = await open_stream(api)
+    await stream.next()
+    hub: EventHub = api.app.state.events
+    assert hub.connections == 1
+    await raw.aclose()
+    for _ in range(200):
+        if hub.connections == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert hub.connections == 0
+
+
+def _request_event(model: str, served_by: str | None, reason: str | None = None) -> RequestEvent:
+    return RequestEvent(model, served_by, reason, 200, False, 0.0123, 0.001, 0, ())
+
+
+async def _hub(queue_size: int = 1000) -> tuple[EventHub, Engine, ManualClock]:
+    clock = ManualClock()
+    hf = FakeManagement(clock, {"gpt-oss-120b": "scaledToZero", "gpt-oss-20b": "running"})
+    engine = Engine.from_settings(Settings(CRAZY_GARY_SIMULATE=True), hf, clock)
+    return EventHub(engine.manager, engine, clock, queue_size=queue_size), engine, clock
+
+
+async def test_requests_reach_the_snapshot_and_reset_countdowns() -> None:
+    """Ended requests are kept for the next snapshot (newest 50) and sent as `request` events, with
+    one `countdown` event per serving endpoint per second at most."""
+    hub, engine, clock = await _hub()
+    for index in range(60):
+        engine.announce(
+            _request_event("120b", "20b", "primary_starting") if index else _request_event("x", None)
+        )
+    snapshot = hub.snapshot()
+    assert len(snapshot["requests"]) == 50
+    assert snapshot["requests"][-1] == {
+        "model": "120b",
+        "served_by": "20b",
+        "fallback_reason": "primary_starting",
+        "status": 200,
+        "stream": False,
+        "latency_ms": 12.3,
+        "timestamp": clock.now(),
+    }
+    with hub.subscribe() as subscriber:
+        engine.announce(_request_event("120b", "20b"))
+        engine.announce(_request_event("120b", "20b"))
+        await clock.advance(1.0)
+        engine.announce(_request_event("120b", "20b"))
+        names = [name for name, _ in subscriber.queue]
+    assert names == ["request", "countdown", "request", "request", "countdown"]
+
+
+async def test_a_client_that_cannot_keep_up_is_ended() -> None:
+    """When a client's queue is full its stream ends (it reconnects to a fresh snapshot); others go on."""
+    hub, engine, _ = await _hub(queue_size=3)
+    with hub.subscribe() as slow, hub.subscribe() as fast:
+        for _ in range(3):
+            engine.announce(_request_event("120b", None))
+        fast.queue.clear()
+        engine.announce(_request_event("120b", None))
+        assert slow.ended and not slow.queue
+        assert not fast.ended and len(fast.queue) == 1
+        assert [item async for item in hub.events(slow)] == []
+
+
+async def test_close_ends_every_stream_after_what_was_queued() -> None:
+    """Stopping the server ends open streams once their queued events are out; new ones end at once."""
+    hub, engine, _ = await _hub()
+    with hub.subscribe() as subscriber:
+        engine.announce(_request_event("120b", None))
+        hub.close()
+        assert [name for name, _ in [item async for item in hub.events(subscriber) if item]] == ["request"]
+    with hub.subscribe() as late:
+        assert [item async for item in hub.events(late)] == []
