@@ -7,7 +7,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint typecheck unit setup clean bench
+.PHONY: run test lint typecheck unit setup clean bench screenshot
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,6 +39,10 @@ test: lint typecheck unit
 
 bench: setup
 	$(VENV)/bin/python -m bench
+
+# The README's picture of the page, taken by the browser test that wakes an endpoint.
+screenshot: setup
+	DASHBOARD_SCREENSHOT=docs/dashboard.png $(VENV)/bin/pytest -q tests/browser -k wake_and_sleep
 
 clean:
 	rm -rf $(TOOLS) $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -197,3 +197,20 @@ async def test_close_ends_every_stream_after_what_was_queued() -> None:
         assert [name for name, _ in [item async for item in hub.events(subscriber) if item]] == ["request"]
     with hub.subscribe() as late:
         assert [item async for item in hub.events(late)] == []
+
+
+async def test_a_request_that_opens_the_circuit_sends_the_endpoint() -> None:
+    """When requests open an endpoint's circuit breaker, a `state` event carries the open circuit;
+    requests that change nothing send none."""
+    hub, engine, _ = await _hub()
+    breaker = engine.manager.endpoint("20b").breaker
+    with hub.subscribe() as subscriber:
+        engine.announce(_request_event("20b", "20b"))
+        assert [name for name, _ in subscriber.queue] == ["request", "countdown"]
+        for _ in range(5):
+            breaker.record_failure()
+        engine.announce(_request_event("20b", None, "primary_error"))
+        name, data = subscriber.queue[-1]
+    assert name == "state"
+    assert data["model_type"] == "20b"
+    assert data["endpoint"]["circuit"] == "open"

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from importlib import resources
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from crazy_gary.clock import Clock, SystemClock
 from crazy_gary.config import ApiKey, Settings
@@ -89,12 +89,31 @@ def create_app(
     app.include_router(records_router)
     app.include_router(events_router)
     app.include_router(metrics_router)
-    page = resources.files("crazy_gary.web").joinpath("static/index.html").read_text(encoding="utf-8")
+    static = resources.files("crazy_gary.web").joinpath("static")
+    page = static.joinpath("index.html").read_text(encoding="utf-8")
     security_headers = page_headers(page)
+    # The page's own files, read once like the page, under /static/ (which the rate limits leave alone).
+    # `no-cache` makes the browser revalidate, so an upgraded server never runs the previous script.
+    script = static.joinpath("dashboard.js").read_bytes()
+    style = static.joinpath("dashboard.css").read_bytes()
+    icon = static.joinpath("favicon.svg").read_bytes()
+    revalidate = {"Cache-Control": "no-cache"}
 
     @app.get("/", include_in_schema=False)
     async def dashboard() -> HTMLResponse:
         return HTMLResponse(page, headers=security_headers)
+
+    @app.get("/static/dashboard.js", include_in_schema=False)
+    async def dashboard_script() -> Response:
+        return Response(script, media_type="text/javascript", headers=revalidate)
+
+    @app.get("/static/dashboard.css", include_in_schema=False)
+    async def dashboard_style() -> Response:
+        return Response(style, media_type="text/css", headers=revalidate)
+
+    @app.get("/static/favicon.svg", include_in_schema=False)
+    async def dashboard_icon() -> Response:
+        return Response(icon, media_type="image/svg+xml", headers=revalidate)
 
     # The edge, innermost first: the body limit, the rate limits (before routing, so a refused call
     # reaches no route), then CORS (so its preflights cost no rate and a 429 is readable cross-origin).

@@ -68,6 +68,7 @@ class EventHub:
         self._subscribers: set[_Subscriber] = set()
         self._recent: collections.deque[tuple[RequestEvent, float]] = collections.deque(maxlen=_RECENT)
         self._countdown_sent: dict[str, float] = {}
+        self._circuits = {key: view.circuit for key, view in manager.all_status().items()}
         self._window = (0.0, 0)  # (second, request events sent in it)
         self._closed = False
         manager.subscribe(self._on_manager_event)
@@ -110,6 +111,18 @@ class EventHub:
             self._window = (start, sent)
         if event.served_by is not None:
             self._countdown(event.served_by)
+        self._circuit(event.model)
+        if event.served_by is not None and event.served_by != event.model:
+            self._circuit(event.served_by)
+
+    def _circuit(self, key: str) -> None:
+        """A `state` event when a request moved the endpoint's circuit breaker (closed, open, half-open)."""
+        if key not in self._circuits:  # the model asked for may be unknown (a 404)
+            return
+        view = self._endpoint(key)
+        if view["circuit"] != self._circuits[key]:
+            self._circuits[key] = view["circuit"]
+            self._publish("state", {"model_type": key, "endpoint": view})
 
     def _countdown(self, key: str) -> None:
         now = self._clock.monotonic()
