@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
 from crazy_gary.clock import Clock
@@ -15,7 +15,7 @@ from crazy_gary.engine import ChatRequest, Engine, Exchange
 from crazy_gary.errors import CrazyGaryError
 from crazy_gary.web.auth import Caller, require
 
-__all__ = ["router"]
+__all__ = ["document_chat", "router"]
 
 router = APIRouter(tags=["gateway"])
 User = Annotated[Caller, Depends(require("user"))]
@@ -52,9 +52,40 @@ async def models(request: Request, caller: User) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
-@router.post("/v1/chat/completions")
-async def chat_completions(request: Request, caller: User) -> Response:
+_require_user = require("user")
+CHAT_DESCRIPTION = "OpenAI chat completions, streaming or not, served by the primary or its fallback."
+# The chat route's entry in the OpenAPI schema, which FastAPI writes only for its own routes.
+OPENAPI_PATHS: dict[str, Any] = {
+    "/v1/chat/completions": {
+        "post": {
+            "tags": ["gateway"],
+            "summary": "Chat Completions",
+            "description": CHAT_DESCRIPTION,
+            "operationId": "chat_completions_v1_chat_completions_post",
+            "responses": {
+                "200": {"description": "Successful Response", "content": {"application/json": {"schema": {}}}}
+            },
+        }
+    }
+}
+
+
+def document_chat(app: FastAPI) -> None:
+    """Put the chat route into the app's OpenAPI schema (FastAPI documents only its own routes)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            build()["paths"].update(OPENAPI_PATHS)
+        schema: dict[str, Any] = app.openapi_schema or {}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend it
+
+
+async def chat_completions(request: Request) -> Response:
     """OpenAI chat completions, streaming or not, served by the primary or its fallback."""
+    await _require_user(request)
     engine: Engine = request.app.state.engine
     chat = engine.parse(await request.body())
     if chat.stream:
@@ -66,6 +97,12 @@ async def chat_completions(request: Request, caller: User) -> Response:
         await exchange.aclose()
     media_type = exchange.response.headers.get("content-type", "application/json")
     return Response(content, exchange.response.status, served_headers(exchange), media_type)
+
+
+# A plain Starlette route rather than a FastAPI one: the gateway's hot path skips FastAPI's
+# dependency solving and request wrappers, about a seventh of the CPU a forwarded request costs
+# (measured through bench/). It asks for the key itself, with the same dependency the other routes use.
+router.add_route("/v1/chat/completions", chat_completions, methods=["POST"], include_in_schema=False)
 
 
 async def _within(clock: Clock, task: asyncio.Task[Exchange], seconds: float) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import secrets
 import socket
 import sys
@@ -77,8 +78,20 @@ async def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -
         while not server.started and not task.done():
             await asyncio.sleep(0.02)
         if server.started:
+            _freeze_startup_objects()
             _announce(bound, settings, generated, management_url)
         await task
+
+
+def _freeze_startup_objects() -> None:
+    """Move everything made during start-up (modules, the app, settings) out of the collector's way.
+
+    Every full collection of the cyclic garbage collector otherwise walks those hundreds of thousands
+    of objects, which live as long as the process: under load that was about 15 % of the gateway's CPU
+    (measured with gc.callbacks; bench/ has the throughput). Garbage made before is collected first.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _announce(
