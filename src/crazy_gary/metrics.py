@@ -84,9 +84,12 @@ def _cost_families(costs: Mapping[str, tuple[float, float]]) -> Iterator[Metric]
 class _LiveCollector(Collector):
     """Values read at scrape time, so they are never stale: states, breakers, queues, costs."""
 
-    def __init__(self, source: StatusSource, costs: CostProvider | None) -> None:
+    def __init__(
+        self, source: StatusSource, costs: CostProvider | None, degraded: Callable[[], bool] | None
+    ) -> None:
         self._source = source
         self._costs = costs
+        self._degraded = degraded
 
     def collect(self) -> Iterable[Metric]:
         views = self._source.all_status()
@@ -116,6 +119,12 @@ class _LiveCollector(Collector):
         )
         if self._costs is not None:
             yield from _cost_families(self._costs())
+        degraded = GaugeMetricFamily(
+            "crazy_gary_degraded",
+            "1 while the configured Redis cannot be reached and this replica serves from its own state.",
+        )
+        degraded.add_metric([], 1.0 if self._degraded is not None and self._degraded() else 0.0)
+        yield degraded
 
 
 class Metrics:
@@ -123,11 +132,18 @@ class Metrics:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, manager: StatusSource, clock: Clock, *, costs: CostProvider | None = None) -> None:
+    def __init__(
+        self,
+        manager: StatusSource,
+        clock: Clock,
+        *,
+        costs: CostProvider | None = None,
+        degraded: Callable[[], bool] | None = None,
+    ) -> None:
         self._clock = clock
         self._wakes_started: dict[str, float] = {}
         self.registry = CollectorRegistry()
-        self.registry.register(_LiveCollector(manager, costs))
+        self.registry.register(_LiveCollector(manager, costs, degraded))
         self._counters()
         self._histograms()
 

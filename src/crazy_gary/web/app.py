@@ -18,6 +18,7 @@ from crazy_gary.logs import log_manager_event
 from crazy_gary.metrics import Metrics
 from crazy_gary.recorder import Recorder
 from crazy_gary.store import SqlStore, database_url
+from crazy_gary.store.redis import SharedRedis
 from crazy_gary.web.auth import KeyRing
 from crazy_gary.web.edge import BodyLimitMiddleware, HardenedFastAPI, add_cors, page_headers
 from crazy_gary.web.errors import install_error_handlers
@@ -44,6 +45,7 @@ def create_app(
 ) -> FastAPI:
     """The crazy-gary app. `management_url` overrides `HF_ENDPOINTS_API_URL` (the embedded simulator's)."""
     clock = clock or SystemClock()
+    redis = SharedRedis(settings.redis_url, settings.redis_prefix, clock) if settings.redis_url else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,13 +58,20 @@ def create_app(
         app.state.manager = engine.manager
         engine.manager.subscribe(log_manager_event)
         app.state.events = events = EventHub(engine.manager, engine, clock)
+        if redis is not None:
+            await redis.start()
         store = SqlStore(database_url(settings.database_url, settings.data_dir))
         await store.open()
         app.state.recorder = recorder = Recorder(
             store, engine.manager, clock, retention_days=settings.audit_retention_days
         )
         await recorder.start()
-        app.state.metrics = metrics = Metrics(engine.manager, engine.clock, costs=recorder.billing)
+        app.state.metrics = metrics = Metrics(
+            engine.manager,
+            engine.clock,
+            costs=recorder.billing,
+            degraded=(lambda: not redis.healthy) if redis is not None else None,
+        )
         metrics.attach(engine)
         await engine.start()
         try:
@@ -74,6 +83,8 @@ def create_app(
             await store.close()
             if owned is not None:
                 await owned.aclose()
+            if redis is not None:
+                await redis.aclose()
 
     app = HardenedFastAPI(  # X-Content-Type-Options: nosniff on every answer
         title="crazy-gary",
@@ -83,6 +94,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.clock = clock
+    app.state.redis = redis
     app.state.keyring = KeyRing([*settings.api_keys, *extra_keys])
     install_error_handlers(app)
     app.include_router(router)
@@ -120,7 +132,7 @@ def create_app(
     # The edge, innermost first: the body limit, the rate limits (before routing, so a refused call
     # reaches no route), then CORS (so its preflights cost no rate and a 429 is readable cross-origin).
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    rate_limits = RateLimits.from_settings(settings, limiter_storage())
+    rate_limits = RateLimits.from_settings(settings, limiter_storage(), redis)
     app.add_middleware(RateLimitMiddleware, limits=rate_limits, keyring=app.state.keyring)
     add_cors(app, settings.cors_origin_list)
     # Added last, so outermost: it sees (and times) every answer, the other middleware's too.

@@ -17,6 +17,11 @@ since the counter is dropped when its window ends. A moving window would be exac
 keeps one timestamp per hit and its in-memory storage prunes them through a thread per sweep; the price
 of the fixed window, a burst of up to twice the rate around a window's end, is fine for a flood guard.
 The windows are on the system clock (the library's own), not the app's injected clock.
+
+With `CRAZY_GARY_REDIS_URL` the counters are in Redis (the library's Redis storage, keys under the
+prefix), so every replica draws on one budget. While Redis cannot be reached each replica counts in
+its own memory (from a fresh window) and serves on; it returns to the shared counters when Redis
+answers again.
 """
 
 from __future__ import annotations
@@ -29,16 +34,26 @@ from dataclasses import dataclass
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
 from limits.aio.strategies import FixedWindowRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crazy_gary.config import Settings
+from crazy_gary.store.redis import SharedRedis
 from crazy_gary.web.auth import Caller, KeyRing, identify, refuse
 from crazy_gary.web.errors import ApiError, error_response
 
-__all__ = ["MEMORY_STORAGE", "Limiter", "RateLimitMiddleware", "RateLimits", "Verdict", "limiter_storage"]
+__all__ = [
+    "MEMORY_STORAGE",
+    "Limiter",
+    "RateLimitMiddleware",
+    "RateLimits",
+    "Verdict",
+    "limiter_storage",
+    "shared_storage",
+]
 
 MEMORY_STORAGE = "async+memory://"
 EXEMPT_PATHS = frozenset({"/", "/healthz", "/readyz", "/favicon.ico"})
@@ -48,15 +63,26 @@ _NAMED = re.compile(r"/api/endpoints/(?:status|wake|sleep)/(?P<model_type>.+)")
 
 
 def limiter_storage(uri: str = MEMORY_STORAGE) -> Storage:
-    """Where the counters live; the one place to choose it.
-
-    This process's memory for now; several replicas will pass the `async+redis://…` of
-    `CRAZY_GARY_REDIS_URL` (with `key_prefix=` the Redis prefix) so that they share one count.
-    """
+    """Counters in this process's memory (or another storage of the limits library, by its URI)."""
     storage = storage_from_string(uri)
     if not isinstance(storage, Storage):
         raise TypeError(f"{uri} is not an async storage of the limits library (async+…://)")
     return storage
+
+
+def shared_storage(redis: SharedRedis) -> Storage:
+    """Counters every replica shares: the limits library's Redis storage on our connection pool,
+    its keys under the prefix; its errors wrapped, so a lost Redis is one exception to catch."""
+    from limits.aio.storage import RedisStorage
+
+    return RedisStorage(
+        "async+" + redis.url,
+        implementation="redispy",
+        key_prefix=redis.key("limits"),
+        wrap_exceptions=True,
+        # a documented option, which the stubs type as plain values
+        connection_pool=redis.client.connection_pool,  # type: ignore[arg-type]
+    )
 
 
 @dataclass(frozen=True)
@@ -80,17 +106,36 @@ class Verdict:
 
 
 class Limiter:
-    """One rate (such as `120/minute`) counted per identity in a shared storage."""
+    """One rate (such as `120/minute`) counted per identity: in Redis for every replica when it is
+    configured and answers, else in this process's memory."""
 
-    def __init__(self, name: str, rate: str, storage: Storage) -> None:
+    def __init__(
+        self,
+        name: str,
+        rate: str,
+        storage: Storage,
+        *,
+        shared: Storage | None = None,
+        redis: SharedRedis | None = None,
+    ) -> None:
         self.name = name
         self.item: RateLimitItem = parse(rate)
-        self._strategy = FixedWindowRateLimiter(storage)
+        self._local = FixedWindowRateLimiter(storage)
+        self._shared = FixedWindowRateLimiter(shared) if shared is not None else None
+        self._redis = redis
 
     async def hit(self, identity: str) -> Verdict:
         """Count one call of `identity`; the verdict says whether it was within the limit."""
-        allowed = await self._strategy.hit(self.item, self.name, identity)
-        stats = await self._strategy.get_window_stats(self.item, self.name, identity)
+        if self._shared is not None and self._redis is not None and self._redis.healthy:
+            try:
+                return await self._count(self._shared, identity)
+            except StorageError as exc:  # Redis went away: this replica counts alone until it is back
+                self._redis.failed(exc)
+        return await self._count(self._local, identity)
+
+    async def _count(self, strategy: FixedWindowRateLimiter, identity: str) -> Verdict:
+        allowed = await strategy.hit(self.item, self.name, identity)
+        stats = await strategy.get_window_stats(self.item, self.name, identity)
         return Verdict(allowed, self.item.amount, stats.remaining, stats.reset_time)
 
     def describe(self) -> str:
@@ -105,10 +150,15 @@ class RateLimits:
     management: Limiter
 
     @classmethod
-    def from_settings(cls, settings: Settings, storage: Storage) -> RateLimits:
+    def from_settings(
+        cls, settings: Settings, storage: Storage, redis: SharedRedis | None = None
+    ) -> RateLimits:
+        shared = shared_storage(redis) if redis is not None else None
         return cls(
-            general=Limiter("general", settings.rate_limit, storage),
-            management=Limiter("management", settings.management_rate_limit, storage),
+            general=Limiter("general", settings.rate_limit, storage, shared=shared, redis=redis),
+            management=Limiter(
+                "management", settings.management_rate_limit, storage, shared=shared, redis=redis
+            ),
         )
 
 

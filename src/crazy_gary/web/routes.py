@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from crazy_gary.core.endpoint import Operation
 from crazy_gary.core.manager import HuggingFaceEndpointManager, OperationResult
 from crazy_gary.core.status import EndpointStatus
+from crazy_gary.store.redis import SharedRedis
 from crazy_gary.web.auth import Caller, request_id, require
 from crazy_gary.web.errors import error_response
 
@@ -39,10 +40,16 @@ async def healthz() -> dict[str, Any]:
 
 @router.get("/readyz", tags=["health"])
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: the store answers and every endpoint has been read once (or marked unknown)."""
+    """Readiness: the store answers and every endpoint has been read once (or marked unknown);
+    `degraded` (still 200) while a configured Redis cannot be reached."""
     if not await request.app.state.recorder.store.ping():
         return error_response(503, "not_ready", "The store cannot be reached.", {"Retry-After": "5"})
     if _manager(request).ready:
+        redis: SharedRedis | None = request.app.state.redis
+        if redis is not None and not redis.healthy:
+            # still ready: the replica serves from its own state; pulling every replica out of the
+            # load balancer because Redis is down would stop the whole service
+            return JSONResponse({"success": True, "status": "degraded", "redis": "unreachable"})
         return JSONResponse({"success": True, "status": "ready"})
     return error_response(503, "not_ready", "Endpoint states have not been read yet.", {"Retry-After": "1"})
 

@@ -1,0 +1,158 @@
+"""Several `serve` replicas on one PostgreSQL database and one Redis: what they already share."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import httpx2
+import pytest
+import redis
+
+from .conftest import VIEWER_KEY, Process, api, free_port, start_server, wait_until
+from .test_postgresql import database  # noqa: F401 - the fixture: a PostgreSQL database of the test's own
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A Redis prefix of the test's own on the machine's Redis; its keys are removed afterwards."""
+    name = f"crazy-gary-test-{uuid.uuid4().hex[:8]}:"
+    yield name
+    client = redis.Redis.from_url(REDIS)
+    for key in client.scan_iter(match=f"{name}*"):
+        client.delete(key)
+    client.close()
+
+
+def _answers(url: str) -> bool:
+    client = redis.Redis.from_url(url)
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+    finally:
+        client.close()
+
+
+def replicas(simulator: Process, count: int, **env: str) -> list[Process]:
+    started: list[Process] = []
+    try:
+        for _ in range(count):
+            started.append(start_server(simulator, **env))
+    except BaseException:
+        for process in started:
+            process.stop()
+        raise
+    return started
+
+
+def test_the_management_rate_limit_and_the_audit_log_are_shared(
+    simulator: Process,
+    database: str,  # noqa: F811
+    prefix: str,
+) -> None:
+    """With 3 wakes and sleeps a minute, the fourth call gets 429 whichever replica it reaches; a wake
+    through one replica is in the audit log read through the other."""
+    first, second = replicas(
+        simulator,
+        2,
+        CRAZY_GARY_DATABASE_URL=database,
+        CRAZY_GARY_REDIS_URL=REDIS,
+        CRAZY_GARY_REDIS_PREFIX=prefix,
+        CRAZY_GARY_MANAGEMENT_RATE_LIMIT="3/minute",
+    )
+    try:
+        answers = [
+            api(first, "POST", "/api/endpoints/wake/20b"),
+            api(second, "POST", "/api/endpoints/sleep/20b"),
+            api(first, "POST", "/api/endpoints/wake/120b"),
+        ]
+        assert all(answer.status_code in (200, 202) for answer in answers), [a.text for a in answers]
+        assert [answer.headers["X-RateLimit-Remaining"] for answer in answers] == ["2", "1", "0"]
+        fourth = api(second, "POST", "/api/endpoints/sleep/120b")
+        assert fourth.status_code == 429
+        assert fourth.json()["code"] == "rate_limited"
+        assert int(fourth.headers["Retry-After"]) >= 1
+        assert api(first, "POST", "/api/endpoints/wake/20b").status_code == 429
+
+        def wakes_seen_by_second() -> list[str]:
+            entries = api(second, "GET", "/api/endpoints/audit?operation=wake", key=VIEWER_KEY).json()[
+                "entries"
+            ]
+            return [entry["model_type"] for entry in entries if entry["success"] and entry["actor"] == "ops"]
+
+        assert sorted(wait_until(wakes_seen_by_second)) == ["120b", "20b"]
+        for replica in (first, second):
+            assert api(replica, "GET", "/readyz").json()["status"] == "ready"
+    finally:
+        first.stop()
+        second.stop()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[str, Process]]:
+    """A Redis server of the test's own (so it can be stopped), on a free port."""
+    assert shutil.which("redis-server"), "redis-server is installed (.ci/run relies on it too)"
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    url = f"redis://127.0.0.1:{port}/0"
+    wait_until(lambda: _answers(url))
+    holder = Process(server, url)
+    yield url, holder
+    holder.popen.kill()
+    holder.popen.wait()
+
+
+def _restart(url: str, holder: Process) -> None:
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    argv = ["redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    holder.popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    wait_until(lambda: _answers(url))
+
+
+def test_replicas_keep_answering_when_redis_stops(
+    simulator: Process,
+    database: str,  # noqa: F811
+    own_redis: tuple[str, Process],
+) -> None:
+    """Redis stopped: every replica still answers, reports itself degraded on /readyz and in its
+    metrics, and rate-limits on its own; Redis back: they are ready again and share counters."""
+    url, holder = own_redis
+    first, second = replicas(
+        simulator,
+        2,
+        CRAZY_GARY_DATABASE_URL=database,
+        CRAZY_GARY_REDIS_URL=url,
+        CRAZY_GARY_MANAGEMENT_RATE_LIMIT="100/minute",
+    )
+    try:
+        holder.popen.kill()
+        holder.popen.wait()
+        for replica in (first, second):
+            assert api(replica, "GET", "/api/endpoints/status", key=VIEWER_KEY).status_code == 200
+            assert api(replica, "POST", "/api/endpoints/wake/20b").status_code in (200, 202)
+
+            def degraded(replica: Process = replica) -> bool:
+                body = httpx2.get(replica.url + "/readyz", timeout=5).json()
+                return body["status"] == "degraded" and body["redis"] == "unreachable"
+
+            wait_until(degraded)
+            metrics = api(replica, "GET", "/metrics", key=VIEWER_KEY).text
+            assert "crazy_gary_degraded 1.0" in metrics
+        _restart(url, holder)
+        for replica in (first, second):
+            wait_until(lambda replica=replica: api(replica, "GET", "/readyz").json()["status"] == "ready")
+            assert "crazy_gary_degraded 0.0" in api(replica, "GET", "/metrics", key=VIEWER_KEY).text
+        remaining = [
+            api(replica, "POST", "/api/endpoints/wake/20b").headers["X-RateLimit-Remaining"]
+            for replica in (first, second)
+        ]
+        assert remaining == ["99", "98"]  # one budget again, counted from Redis's fresh window
+    finally:
+        first.stop()
+        second.stop()
