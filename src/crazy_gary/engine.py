@@ -14,7 +14,7 @@ from crazy_gary.clock import Clock
 from crazy_gary.config import Settings
 from crazy_gary.core.endpoint import Endpoint
 from crazy_gary.core.manager import HuggingFaceEndpointManager
-from crazy_gary.core.ports import ManagementAPI
+from crazy_gary.core.ports import Coordination, ManagementAPI
 from crazy_gary.core.routing import Decision, FallbackReason, Router
 from crazy_gary.core.status import EndpointStatus
 from crazy_gary.errors import CrazyGaryError, NoCapacity, UpstreamError
@@ -115,9 +115,15 @@ class Engine:
     """Routes, forwards and falls back; one per app or HarmonyClient."""
 
     @classmethod
-    def from_settings(cls, settings: Settings, management: ManagementAPI, clock: Clock) -> Engine:
+    def from_settings(
+        cls,
+        settings: Settings,
+        management: ManagementAPI,
+        clock: Clock,
+        coordination: Coordination | None = None,
+    ) -> Engine:
         """The manager, router and pooled client as the settings describe them."""
-        manager = HuggingFaceEndpointManager.from_settings(settings, management, clock)
+        manager = HuggingFaceEndpointManager.from_settings(settings, management, clock, coordination)
         router = Router(
             manager, clock, fallback_wait=settings.fallback_wait, max_pending=settings.max_pending
         )

@@ -270,3 +270,40 @@ async def test_a_slow_poll_does_not_overwrite_a_newer_answer(
     await clock.settle()
     assert manager.status("20b").status is SLEEPING
     assert manager.status("20b").hf_state == "scaledToZero"
+
+
+class _OtherReplicaAsked:
+    """Coordination where another replica has just claimed every wake."""
+
+    def __init__(self) -> None:
+        self.claims: list[str] = []
+
+    async def claim_wake(self, key: str) -> bool:
+        self.claims.append(key)
+        return False
+
+
+async def test_a_wake_another_replica_claimed_is_not_asked_again(
+    clock: ManualClock, hf: FakeManagement
+) -> None:
+    """When another replica claimed the wake, this one does not ask HF: it reads the state again
+    shortly, sees the endpoint starting (the other replica's request) and runs when it runs."""
+    coordination = _OtherReplicaAsked()
+    async with HuggingFaceEndpointManager(
+        SPECS, hf, clock, poll_interval=10, poll_fast_interval=1, coordination=coordination
+    ) as manager:
+        await clock.settle()
+        manager.wake("20b")
+        await clock.settle()
+        assert coordination.claims == ["20b"]
+        assert hf.calls["resume"] == 0 and hf.calls["poke"] == 0
+        await clock.advance(1)
+        assert len(coordination.claims) == 2  # still paused: asks for the claim again
+        hf.records["gpt-oss-20b"].state = "initializing"  # the other replica's resume took effect
+        hf.records["gpt-oss-20b"].started_at = clock.now()
+        await clock.advance(1)
+        assert manager.status("20b").status is STARTING
+        await clock.advance(21)
+        assert manager.status("20b").status is RUNNING
+        assert hf.calls["resume"] == 0 and hf.calls["poke"] == 0
+        assert len(coordination.claims) == 2

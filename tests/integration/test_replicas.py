@@ -6,12 +6,25 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
+import openai
 import pytest
 import redis
 
-from .conftest import VIEWER_KEY, Process, api, free_port, start_server, wait_until
+from .conftest import (
+    USER_KEY,
+    VIEWER_KEY,
+    Process,
+    api,
+    free_port,
+    sim_calls,
+    sim_set,
+    start_server,
+    status_of,
+    wait_until,
+)
 from .test_postgresql import database  # noqa: F401 - the fixture: a PostgreSQL database of the test's own
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -88,6 +101,47 @@ def test_the_management_rate_limit_and_the_audit_log_are_shared(
         assert sorted(wait_until(wakes_seen_by_second)) == ["120b", "20b"]
         for replica in (first, second):
             assert api(replica, "GET", "/readyz").json()["status"] == "ready"
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_thirty_requests_over_two_replicas_wake_a_sleeping_endpoint_once(
+    simulator: Process,
+    database: str,  # noqa: F811
+    prefix: str,
+) -> None:
+    """Thirty chat requests for a sleeping (paused) 20b, split over two replicas at once, all succeed;
+    Hugging Face sees one request to start it and one cold start."""
+    first, second = replicas(
+        simulator,
+        2,
+        CRAZY_GARY_DATABASE_URL=database,
+        CRAZY_GARY_REDIS_URL=REDIS,
+        CRAZY_GARY_REDIS_PREFIX=prefix,
+    )
+    try:
+        # A paused endpoint, started by a resume, and slow answers from HF: the second replica reads
+        # `paused` while the first one's resume is still on its way, so only the shared claim keeps it
+        # from asking too.
+        sim_set(simulator, "endpoints/gpt-oss-20b", state="paused")
+        for replica in (first, second):
+            wait_until(lambda replica=replica: status_of(replica, "20b")["hf_state"] == "paused")
+        sim_set(simulator, "management", latency_ms=300)
+        before = sim_calls(simulator)["gpt-oss-20b"]
+
+        def ask(index: int) -> str | None:
+            replica = (first, second)[index % 2]
+            chat = openai.OpenAI(api_key=USER_KEY, base_url=f"{replica.url}/v1", max_retries=0, timeout=60)
+            answer = chat.chat.completions.create(model="20b", messages=[{"role": "user", "content": "hi"}])
+            return answer.choices[0].message.content
+
+        with ThreadPoolExecutor(30) as pool:
+            answers = list(pool.map(ask, range(30)))
+        assert all(answers)
+        after = sim_calls(simulator)["gpt-oss-20b"]
+        assert after["starts"] - before["starts"] == 1
+        assert after["resume"] - before["resume"] == 1
     finally:
         first.stop()
         second.stop()

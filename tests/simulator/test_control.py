@@ -36,6 +36,7 @@ async def test_calls_count_what_each_endpoint_received(client: httpx2.AsyncClien
             "update": 0,
             "delete": 0,
             "inference": 1,
+            "health": 1,
             "starts": 1,
         },
         "gpt-oss-20b": {
@@ -46,6 +47,7 @@ async def test_calls_count_what_each_endpoint_received(client: httpx2.AsyncClien
             "update": 1,
             "delete": 0,
             "inference": 0,
+            "health": 0,
             "starts": 0,
         },
         "_list": 1,

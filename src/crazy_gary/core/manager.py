@@ -19,7 +19,7 @@ from crazy_gary.core.endpoint import Endpoint, Operation
 from crazy_gary.core.events import ManagerEvent, OperationResult
 from crazy_gary.core.operations import OperationFailed, OperationRunner
 from crazy_gary.core.poller import StatusPoller
-from crazy_gary.core.ports import ManagementAPI, PersistedEndpoint
+from crazy_gary.core.ports import Coordination, ManagementAPI, PersistedEndpoint
 from crazy_gary.core.status import EndpointStatus, EndpointView
 from crazy_gary.errors import EndpointNotFound, ManagementError
 
@@ -44,6 +44,7 @@ class HuggingFaceEndpointManager:
         poll_fast_interval: float = 1.0,
         breaker_failures: int = 5,
         breaker_cooldown: float = 30.0,
+        coordination: Coordination | None = None,
     ) -> None:
         self._clock = clock
         self._management = management
@@ -67,7 +68,7 @@ class HuggingFaceEndpointManager:
             fast_interval=poll_fast_interval,
             on_change=self._state_changed,
         )
-        self._runner = OperationRunner(management, self._poller, clock, sleep_mode)
+        self._runner = OperationRunner(management, self._poller, clock, sleep_mode, coordination)
         self._autosleep = AutoSleeper(self._endpoints.values(), clock, sleep=self._auto_sleep)
         self._operations: set[asyncio.Task[None]] = set()
         self._started = False
@@ -76,9 +77,13 @@ class HuggingFaceEndpointManager:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, management: ManagementAPI, clock: Clock
+        cls,
+        settings: Settings,
+        management: ManagementAPI,
+        clock: Clock,
+        coordination: Coordination | None = None,
     ) -> HuggingFaceEndpointManager:
-        """The manager as the settings describe it."""
+        """The manager as the settings describe it; `coordination` with the other replicas, if any."""
         return cls(
             settings.endpoints.values(),
             management,
@@ -90,6 +95,7 @@ class HuggingFaceEndpointManager:
             poll_fast_interval=settings.poll_fast_interval,
             breaker_failures=settings.breaker_failures,
             breaker_cooldown=settings.breaker_cooldown,
+            coordination=coordination,
         )
 
     # -- life cycle ---------------------------------------------------------------------------

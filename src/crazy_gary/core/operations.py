@@ -5,21 +5,28 @@ from __future__ import annotations
 from crazy_gary.clock import Clock, wait_event
 from crazy_gary.core.endpoint import Endpoint
 from crazy_gary.core.poller import StatusPoller
-from crazy_gary.core.ports import ManagementAPI
+from crazy_gary.core.ports import Alone, Coordination, ManagementAPI
 from crazy_gary.errors import ManagementError, ManagementUnavailable
 
 __all__ = ["DRAIN_TIMEOUT", "OperationFailed", "OperationRunner"]
 
 DRAIN_TIMEOUT = 60.0
+_STOPPED = frozenset({"paused", "scaledToZero", "failed", "updateFailed"})  # states a wake must start
 
 
 class OperationRunner:
     """Runs wakes and sleeps for the manager; raises ManagementError or OperationFailed."""
 
     def __init__(
-        self, management: ManagementAPI, poller: StatusPoller, clock: Clock, sleep_mode: str
+        self,
+        management: ManagementAPI,
+        poller: StatusPoller,
+        clock: Clock,
+        sleep_mode: str,
+        coordination: Coordination | None = None,
     ) -> None:
         self._management = management
+        self._coordination = coordination or Alone()
         self._poller = poller
         self._clock = clock
         self._sleep_mode = sleep_mode
@@ -49,9 +56,17 @@ class OperationRunner:
                 ticket = self._poller.ticket()
                 current = await self._management.get(namespace, name)
                 self._poller.apply(endpoint, current, ticket)
+                if current.state not in _STOPPED:
+                    return  # starting or running already: the state will follow
+                if not await self._coordination.claim_wake(endpoint.key):
+                    # another replica asked a moment ago: read the state again, shortly
+                    if self._clock.monotonic() >= deadline:
+                        return
+                    await self._clock.sleep(self._poller.fast_interval)
+                    continue
                 if current.state == "scaledToZero" and current.url:
                     await self._management.poke(current.url)
-                elif current.state in ("paused", "scaledToZero", "failed", "updateFailed"):
+                else:
                     ticket = self._poller.ticket()
                     self._poller.apply(endpoint, await self._management.resume(namespace, name), ticket)
                 return

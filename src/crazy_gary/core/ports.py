@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["ManagementAPI", "PersistedEndpoint", "UpstreamEndpoint"]
+__all__ = ["Alone", "Coordination", "ManagementAPI", "PersistedEndpoint", "UpstreamEndpoint"]
 
 
 @dataclass(frozen=True)
@@ -73,3 +73,19 @@ class ManagementAPI(Protocol):
 
     async def prices(self, namespace: str) -> dict[str, float]:
         """Live hourly prices by instance (`aws nvidia-h200 x1`) from the hardware list."""
+
+
+class Coordination(Protocol):
+    """What the replicas of one deployment agree on (Redis); a single process agrees with itself."""
+
+    async def claim_wake(self, key: str) -> bool:
+        """Whether this replica should ask Hugging Face to start `key` now: False while another
+        replica's recent request to start it stands (it lapses after a few seconds)."""
+        ...
+
+
+class Alone:
+    """`Coordination` of a single process: every claim is granted."""
+
+    async def claim_wake(self, key: str) -> bool:
+        return True

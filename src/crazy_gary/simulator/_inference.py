@@ -86,6 +86,7 @@ class InferenceAPI:
 
     async def health(self, request: Request) -> Response:
         record = self._record(request)
+        self.world.count(record.name, "health")
         refusal = await self._admit(request, record)
         return refusal if refusal is not None else Response(status_code=200)
 

@@ -15,7 +15,7 @@ from ._state import PENDING_SECONDS, EndpointRecord
 __all__ = ["CALL_KINDS", "ManagementFaults", "World"]
 
 #: The per-endpoint counters of `GET /_sim/calls`, in the order they are shown.
-CALL_KINDS = ("get", "resume", "pause", "scale-to-zero", "update", "delete", "inference", "starts")
+CALL_KINDS = ("get", "resume", "pause", "scale-to-zero", "update", "delete", "inference", "health", "starts")
 
 # States whose replicas are billed, for the accelerator quota of `GET /provider/{ns}`.
 _BILLING_STATES = frozenset({"initializing", "updating", "running"})

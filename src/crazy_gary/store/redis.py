@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from crazy_gary.clock import Clock
@@ -22,10 +23,11 @@ from crazy_gary.clock import Clock
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["SharedRedis"]
+__all__ = ["RedisCoordination", "SharedRedis"]
 
 logger = logging.getLogger("crazy_gary.redis")
 
+WAKE_CLAIM = 10.0  # seconds a replica's request to start an endpoint keeps the others from repeating it
 CHECK_EVERY = 1.0  # seconds between pings: how soon a replica notices Redis is back (or gone)
 TIMEOUT = 0.5  # seconds any Redis call may take before it counts as a failure
 
@@ -110,3 +112,31 @@ class SharedRedis:
         """host:port of the URL, never its password."""
         kwargs: dict[str, Any] = self.client.connection_pool.connection_kwargs
         return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+
+class RedisCoordination:
+    """`crazy_gary.core.ports.Coordination` through Redis; while Redis is away, every claim is granted
+    (each replica acts alone, as a single process would)."""
+
+    def __init__(
+        self, redis: SharedRedis, *, replica: str | None = None, wake_claim: float = WAKE_CLAIM
+    ) -> None:
+        self._redis = redis
+        self.replica = replica or uuid.uuid4().hex[:12]
+        self._wake_claim_ms = int(wake_claim * 1000)
+
+    async def claim_wake(self, key: str) -> bool:
+        """SET NX with an expiry: the first replica to ask within `wake_claim` seconds asks HF; the claim
+        is never released early, so a replica that read the old state a moment later does not ask again."""
+        from redis.exceptions import RedisError
+
+        if not self._redis.healthy:
+            return True
+        try:
+            claimed = await self._redis.client.set(
+                self._redis.key("wake", key), self.replica, nx=True, px=self._wake_claim_ms
+            )
+        except (RedisError, OSError) as exc:
+            self._redis.failed(exc)
+            return True
+        return bool(claimed)

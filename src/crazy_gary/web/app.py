@@ -18,7 +18,7 @@ from crazy_gary.logs import log_manager_event
 from crazy_gary.metrics import Metrics
 from crazy_gary.recorder import Recorder
 from crazy_gary.store import SqlStore, database_url
-from crazy_gary.store.redis import SharedRedis
+from crazy_gary.store.redis import RedisCoordination, SharedRedis
 from crazy_gary.web.auth import KeyRing
 from crazy_gary.web.edge import BodyLimitMiddleware, HardenedFastAPI, add_cors, page_headers
 from crazy_gary.web.errors import install_error_handlers
@@ -53,7 +53,8 @@ def create_app(
         api = management
         if api is None:
             owned = api = HfManagement(settings.token, management_url or settings.endpoints_api_url)
-        engine = Engine.from_settings(settings, api, clock)
+        coordination = RedisCoordination(redis) if redis is not None else None
+        engine = Engine.from_settings(settings, api, clock, coordination)
         app.state.engine = engine
         app.state.manager = engine.manager
         engine.manager.subscribe(log_manager_event)
