@@ -85,11 +85,16 @@ class _LiveCollector(Collector):
     """Values read at scrape time, so they are never stale: states, breakers, queues, costs."""
 
     def __init__(
-        self, source: StatusSource, costs: CostProvider | None, degraded: Callable[[], bool] | None
+        self,
+        source: StatusSource,
+        costs: CostProvider | None,
+        degraded: Callable[[], bool] | None,
+        leader: Callable[[], bool] | None,
     ) -> None:
         self._source = source
         self._costs = costs
         self._degraded = degraded
+        self._leader = leader
 
     def collect(self) -> Iterable[Metric]:
         views = self._source.all_status()
@@ -125,6 +130,11 @@ class _LiveCollector(Collector):
         )
         degraded.add_metric([], 1.0 if self._degraded is not None and self._degraded() else 0.0)
         yield degraded
+        leader = GaugeMetricFamily(
+            "crazy_gary_leader", "1 while this replica runs auto-sleep (the leader among replicas)."
+        )
+        leader.add_metric([], 1.0 if self._leader is None or self._leader() else 0.0)
+        yield leader
 
 
 class Metrics:
@@ -139,11 +149,12 @@ class Metrics:
         *,
         costs: CostProvider | None = None,
         degraded: Callable[[], bool] | None = None,
+        leader: Callable[[], bool] | None = None,
     ) -> None:
         self._clock = clock
         self._wakes_started: dict[str, float] = {}
         self.registry = CollectorRegistry()
-        self.registry.register(_LiveCollector(manager, costs, degraded))
+        self.registry.register(_LiveCollector(manager, costs, degraded, leader))
         self._counters()
         self._histograms()
 

@@ -147,6 +147,79 @@ def test_thirty_requests_over_two_replicas_wake_a_sleeping_endpoint_once(
         second.stop()
 
 
+def _leads(replica: Process) -> bool:
+    return "crazy_gary_leader 1.0" in api(replica, "GET", "/metrics", key=VIEWER_KEY).text
+
+
+def _chat(replica: Process, model: str = "20b") -> None:
+    chat = openai.OpenAI(api_key=USER_KEY, base_url=f"{replica.url}/v1", max_retries=0, timeout=60)
+    assert chat.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}]).choices
+
+
+def test_one_activity_clock_and_one_auto_sleep(
+    simulator: Process,
+    database: str,  # noqa: F811
+    prefix: str,
+) -> None:
+    """A request through one replica shows as the same last activity on the other; one replica leads;
+    the idle endpoint is put to sleep once, by the leader, not once per replica."""
+    first, second = replicas(
+        simulator,
+        2,
+        CRAZY_GARY_DATABASE_URL=database,
+        CRAZY_GARY_REDIS_URL=REDIS,
+        CRAZY_GARY_REDIS_PREFIX=prefix,
+        ENDPOINT_AUTO_SLEEP="4",
+    )
+    try:
+        assert sorted([_leads(first), _leads(second)]) == [False, True]
+        sim_set(simulator, "endpoints/gpt-oss-20b", state="running")
+        for replica in (first, second):
+            wait_until(lambda replica=replica: status_of(replica, "20b")["status"] == "running")
+        before = sim_calls(simulator)["gpt-oss-20b"]["scale-to-zero"]
+        _chat(first)
+        seen = status_of(first, "20b")["last_activity"]
+        assert seen is not None
+        wait_until(lambda: status_of(second, "20b")["last_activity"] == seen)
+        for replica in (first, second):
+            wait_until(lambda replica=replica: status_of(replica, "20b")["status"] == "sleeping", timeout=20)
+        assert sim_calls(simulator)["gpt-oss-20b"]["scale-to-zero"] - before == 1
+        sleeps = api(second, "GET", "/api/endpoints/audit?operation=sleep", key=VIEWER_KEY).json()["entries"]
+        assert [(entry["actor"], entry["model_type"]) for entry in sleeps] == [("auto-sleep", "20b")]
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_dead_leader_hands_auto_sleep_to_another_replica(
+    simulator: Process,
+    database: str,  # noqa: F811
+    prefix: str,
+) -> None:
+    """The leader killed (no goodbye): within seconds another replica takes the lease and puts the
+    idle endpoint to sleep."""
+    replicas_ = replicas(
+        simulator,
+        3,
+        CRAZY_GARY_DATABASE_URL=database,
+        CRAZY_GARY_REDIS_URL=REDIS,
+        CRAZY_GARY_REDIS_PREFIX=prefix,
+        ENDPOINT_AUTO_SLEEP="3",
+    )
+    try:
+        leader = next(replica for replica in replicas_ if _leads(replica))
+        survivors = [replica for replica in replicas_ if replica is not leader]
+        leader.popen.kill()
+        leader.popen.wait()
+        sim_set(simulator, "endpoints/gpt-oss-20b", state="running")
+        wait_until(lambda: any(_leads(replica) for replica in survivors), timeout=15)
+        wait_until(lambda: status_of(survivors[0], "20b")["status"] == "sleeping", timeout=20)
+        assert sorted(_leads(replica) for replica in survivors) == [False, True]
+    finally:
+        for replica in replicas_:
+            replica.stop()
+
+
 @pytest.fixture
 def own_redis() -> Iterator[tuple[str, Process]]:
     """A Redis server of the test's own (so it can be stopped), on a free port."""

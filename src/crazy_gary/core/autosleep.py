@@ -1,7 +1,8 @@
 """The auto-sleep reaper: puts a running endpoint to sleep `auto_sleep` seconds after its last inference.
 
 It sleeps on the injected clock until the earliest deadline, and is woken early whenever activity,
-in-flight counts or states change. It never sleeps an endpoint with a request in flight.
+in-flight counts or states change. It never sleeps an endpoint with a request in flight, here or
+through another replica; among replicas only the leader's reaper acts (`crazy_gary.core.replicas`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class AutoSleeper:
         self._sleep = sleep
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.leading = True  # among replicas, only the leader puts endpoints to sleep
 
     def start(self) -> None:
         if self._task is None:
@@ -50,7 +52,7 @@ class AutoSleeper:
             if due is None:
                 continue
             if due <= now:
-                if endpoint.in_flight == 0:
+                if self.leading and endpoint.in_flight == 0 and endpoint.in_flight_elsewhere == 0:
                     self._sleep(endpoint)
                 continue
             next_due = due if next_due is None else min(next_due, due)

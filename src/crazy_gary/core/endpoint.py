@@ -41,6 +41,7 @@ class Endpoint:
     sleep_time: float | None = None
     running_since: float | None = None
     in_flight: int = 0
+    in_flight_elsewhere: int = 0  # through the other replicas, as last told
     pending: int = 0
     cold_start: float | None = None
     first_seen: float | None = None
@@ -166,7 +167,7 @@ class Endpoint:
             instance=instance,
             price_per_hour=price,
             managed=self.spec.managed,
-            in_flight=self.in_flight,
+            in_flight=self.in_flight + self.in_flight_elsewhere,
             pending=self.pending,
             circuit=self.breaker.state.value,
             operation=self.operation,

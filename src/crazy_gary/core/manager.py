@@ -20,6 +20,7 @@ from crazy_gary.core.events import ManagerEvent, OperationResult
 from crazy_gary.core.operations import OperationFailed, OperationRunner
 from crazy_gary.core.poller import StatusPoller
 from crazy_gary.core.ports import Coordination, ManagementAPI, PersistedEndpoint
+from crazy_gary.core.replicas import ReplicaSync
 from crazy_gary.core.status import EndpointStatus, EndpointView
 from crazy_gary.errors import EndpointNotFound, ManagementError
 
@@ -70,6 +71,11 @@ class HuggingFaceEndpointManager:
         )
         self._runner = OperationRunner(management, self._poller, clock, sleep_mode, coordination)
         self._autosleep = AutoSleeper(self._endpoints.values(), clock, sleep=self._auto_sleep)
+        self._sync = (
+            ReplicaSync(self._endpoints.values(), coordination, self._autosleep, clock)
+            if coordination is not None
+            else None
+        )
         self._operations: set[asyncio.Task[None]] = set()
         self._started = False
         self._recovery: asyncio.Task[None] | None = None
@@ -104,6 +110,9 @@ class HuggingFaceEndpointManager:
         if not self._started:
             self._started = True
             self._poller.start()
+            if self._sync is not None:
+                await self._sync.tick()  # the lease first, so two replicas starting together do not both reap
+                self._sync.start()
             self._autosleep.start()
             self._recovery = asyncio.create_task(self._recover())
             self._pricing = asyncio.create_task(self._load_prices())
@@ -114,6 +123,8 @@ class HuggingFaceEndpointManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._sync is not None:
+            await self._sync.close()
         await self._autosleep.close()
         await self._poller.close()
 
@@ -132,6 +143,11 @@ class HuggingFaceEndpointManager:
     @property
     def keys(self) -> list[str]:
         return list(self._endpoints)
+
+    @property
+    def leading(self) -> bool:
+        """Whether this replica runs auto-sleep (always, without other replicas)."""
+        return self._autosleep.leading
 
     @property
     def ready(self) -> bool:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Alone", "Coordination", "ManagementAPI", "PersistedEndpoint", "UpstreamEndpoint"]
+__all__ = ["Alone", "Coordination", "ManagementAPI", "PersistedEndpoint", "Presence", "UpstreamEndpoint"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,14 @@ class ManagementAPI(Protocol):
         """Live hourly prices by instance (`aws nvidia-h200 x1`) from the hardware list."""
 
 
+@dataclass(frozen=True)
+class Presence:
+    """An endpoint's activity as replicas tell each other: its last inference and requests in flight."""
+
+    last_activity: float | None
+    in_flight: int
+
+
 class Coordination(Protocol):
     """What the replicas of one deployment agree on (Redis); a single process agrees with itself."""
 
@@ -83,9 +92,24 @@ class Coordination(Protocol):
         replica's recent request to start it stands (it lapses after a few seconds)."""
         ...
 
+    async def lead(self) -> bool:
+        """Take or renew the leader's lease; whether this replica leads (runs auto-sleep) now."""
+        ...
+
+    async def share(self, ours: Mapping[str, Presence]) -> Mapping[str, Presence] | None:
+        """Tell the others this replica's presence per endpoint; every replica's together (the newest
+        activity, the sum of requests in flight), or None when nothing can be shared now."""
+        ...
+
 
 class Alone:
-    """`Coordination` of a single process: every claim is granted."""
+    """`Coordination` of a single process: every claim is granted and it always leads."""
 
     async def claim_wake(self, key: str) -> bool:
         return True
+
+    async def lead(self) -> bool:
+        return True
+
+    async def share(self, ours: Mapping[str, Presence]) -> Mapping[str, Presence] | None:
+        return None

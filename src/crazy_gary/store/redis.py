@@ -16,9 +16,11 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from crazy_gary.clock import Clock
+from crazy_gary.core.ports import Presence
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -27,6 +29,8 @@ __all__ = ["RedisCoordination", "SharedRedis"]
 
 logger = logging.getLogger("crazy_gary.redis")
 
+LEASE = 5.0  # seconds the leader's lease lasts unless renewed (renewed every second)
+PRESENCE = 5.0  # seconds a replica's requests in flight count for the others after its last word
 WAKE_CLAIM = 10.0  # seconds a replica's request to start an endpoint keeps the others from repeating it
 CHECK_EVERY = 1.0  # seconds between pings: how soon a replica notices Redis is back (or gone)
 TIMEOUT = 0.5  # seconds any Redis call may take before it counts as a failure
@@ -114,16 +118,104 @@ class SharedRedis:
         return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
 
+# Take the lease when nobody holds it, renew it when we do; 1 when we lead after the call.
+_LEAD = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
 class RedisCoordination:
     """`crazy_gary.core.ports.Coordination` through Redis; while Redis is away, every claim is granted
-    (each replica acts alone, as a single process would)."""
+    and every replica leads (each acts alone, as a single process would).
+
+    Keys: `wake:<endpoint>` (a claim), `leader` (the lease, holding the leader's id), `activity` (a
+    sorted set: endpoint → newest activity, raised only with ZADD GT), `replicas` (a sorted set:
+    replica → when it last spoke) and `in-flight:<replica>` (a hash: endpoint → requests, expiring
+    with the replica's silence, so a replica that died stops counting).
+    """
 
     def __init__(
-        self, redis: SharedRedis, *, replica: str | None = None, wake_claim: float = WAKE_CLAIM
+        self,
+        redis: SharedRedis,
+        clock: Clock,
+        *,
+        replica: str | None = None,
+        wake_claim: float = WAKE_CLAIM,
+        lease: float = LEASE,
+        presence: float = PRESENCE,
     ) -> None:
         self._redis = redis
+        self._clock = clock
         self.replica = replica or uuid.uuid4().hex[:12]
         self._wake_claim_ms = int(wake_claim * 1000)
+        self._lease_ms = int(lease * 1000)
+        self._presence = presence
+        self._lead = redis.client.register_script(_LEAD)
+        self.leading = False
+
+    async def lead(self) -> bool:
+        from redis.exceptions import RedisError
+
+        if self._redis.healthy:
+            try:
+                leader = self._redis.key("leader")
+                self.leading = bool(await self._lead([leader], [self.replica, self._lease_ms]))
+                return self.leading
+            except (RedisError, OSError) as exc:
+                self._redis.failed(exc)
+        self.leading = True  # alone while Redis is away
+        return True
+
+    async def share(self, ours: Mapping[str, Presence]) -> Mapping[str, Presence] | None:
+        from redis.exceptions import RedisError
+
+        if not self._redis.healthy:
+            return None
+        try:
+            return await self._exchange(ours)
+        except (RedisError, OSError, ValueError) as exc:
+            self._redis.failed(exc)
+            return None
+
+    async def _exchange(self, ours: Mapping[str, Presence]) -> dict[str, Presence]:
+        key, now = self._redis.key, self._clock.now()
+        mine = key("in-flight", self.replica)
+        # typed loosely: redis-py's stubs want a mapping of its own value types, which dict[str, int] is not
+        counts: dict[Any, Any] = {e: presence.in_flight for e, presence in ours.items() if presence.in_flight}
+        async with self._redis.client.pipeline(transaction=False) as pipe:
+            for endpoint, presence in ours.items():
+                if presence.last_activity is not None:
+                    pipe.zadd(key("activity"), {endpoint: presence.last_activity}, gt=True)
+            pipe.delete(mine)
+            if counts:
+                pipe.hset(mine, mapping=counts)
+                pipe.pexpire(mine, int(self._presence * 1000))
+            pipe.zadd(key("replicas"), {self.replica: now})
+            pipe.zremrangebyscore(key("replicas"), "-inf", now - self._presence)
+            pipe.zrange(key("activity"), 0, -1, withscores=True)
+            pipe.zrange(key("replicas"), 0, -1)
+            answers = await pipe.execute()
+        activity = {name.decode(): float(score) for name, score in answers[-2]}
+        in_flight: dict[str, int] = {}
+        async with self._redis.client.pipeline(transaction=False) as pipe:
+            for replica in answers[-1]:
+                pipe.hgetall(key("in-flight", replica.decode()))
+            for per_replica in await pipe.execute():
+                for endpoint, count in per_replica.items():
+                    in_flight[endpoint.decode()] = in_flight.get(endpoint.decode(), 0) + int(count)
+        return {
+            endpoint: Presence(activity.get(endpoint), in_flight.get(endpoint, 0))
+            for endpoint in set(activity) | set(in_flight) | set(ours)
+        }
 
     async def claim_wake(self, key: str) -> bool:
         """SET NX with an expiry: the first replica to ask within `wake_claim` seconds asks HF; the claim

@@ -53,7 +53,8 @@ def create_app(
         api = management
         if api is None:
             owned = api = HfManagement(settings.token, management_url or settings.endpoints_api_url)
-        coordination = RedisCoordination(redis) if redis is not None else None
+        coordination = RedisCoordination(redis, clock) if redis is not None else None
+        app.state.coordination = coordination
         engine = Engine.from_settings(settings, api, clock, coordination)
         app.state.engine = engine
         app.state.manager = engine.manager
@@ -72,6 +73,7 @@ def create_app(
             engine.clock,
             costs=recorder.billing,
             degraded=(lambda: not redis.healthy) if redis is not None else None,
+            leader=lambda: engine.manager.leading,
         )
         metrics.attach(engine)
         await engine.start()
