@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx2
 import openai
 import pytest
 import redis
+
+from crazy_gary._cli_watch import parse_events
 
 from .conftest import (
     USER_KEY,
@@ -147,6 +152,14 @@ def test_thirty_requests_over_two_replicas_wake_a_sleeping_endpoint_once(
         second.stop()
 
 
+def _subscribers(channel: str) -> int:
+    client = redis.Redis.from_url(REDIS)
+    try:
+        return int(dict(client.pubsub_numsub(channel)).get(channel.encode(), 0))
+    finally:
+        client.close()
+
+
 def _leads(replica: Process) -> bool:
     return "crazy_gary_leader 1.0" in api(replica, "GET", "/metrics", key=VIEWER_KEY).text
 
@@ -218,6 +231,50 @@ def test_a_dead_leader_hands_auto_sleep_to_another_replica(
     finally:
         for replica in replicas_:
             replica.stop()
+
+
+def test_every_replica_streams_what_happens_through_the_others(
+    simulator: Process,
+    database: str,  # noqa: F811
+    prefix: str,
+) -> None:
+    """A dashboard connected to one replica sees a wake asked through another (its operation events)
+    and a request served through it (its request event)."""
+    first, second = replicas(
+        simulator,
+        2,
+        CRAZY_GARY_DATABASE_URL=database,
+        CRAZY_GARY_REDIS_URL=REDIS,
+        CRAZY_GARY_REDIS_PREFIX=prefix,
+    )
+    events: list[tuple[str, Any]] = []
+    stream = httpx2.Client(timeout=httpx2.Timeout(30, read=None)).send(
+        httpx2.Request(
+            "GET", f"{second.url}/api/endpoints/events", headers={"Authorization": f"Bearer {VIEWER_KEY}"}
+        ),
+        stream=True,
+    )
+
+    def read() -> None:
+        with contextlib.suppress(httpx2.HTTPError):  # closed at the end of the test
+            for event in parse_events(stream.iter_lines()):
+                events.append(event)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        wait_until(lambda: events)
+        wait_until(lambda: _subscribers(f"{prefix}events") == 2)  # both relays listen
+        assert api(first, "POST", "/api/endpoints/wake/20b?wait=true").status_code == 200
+        _chat(first)
+        operations = lambda: [(d["phase"], d["actor"]) for n, d in list(events) if n == "operation"]  # noqa: E731
+        wait_until(lambda: ("finished", "ops") in operations())
+        assert operations()[0] == ("started", "ops")
+        request = wait_until(lambda: next((d for n, d in list(events) if n == "request"), None))
+        assert (request["model"], request["served_by"], request["status"]) == ("20b", "20b", 200)
+    finally:
+        stream.close()
+        first.stop()
+        second.stop()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from crazy_gary.metrics import Metrics
 from crazy_gary.recorder import Recorder
 from crazy_gary.store import SqlStore, database_url
 from crazy_gary.store.redis import RedisCoordination, SharedRedis
+from crazy_gary.store.redis_events import EventRelay
 from crazy_gary.web.auth import KeyRing
 from crazy_gary.web.edge import BodyLimitMiddleware, HardenedFastAPI, add_cors, page_headers
 from crazy_gary.web.errors import install_error_handlers
@@ -59,9 +60,16 @@ def create_app(
         app.state.engine = engine
         app.state.manager = engine.manager
         engine.manager.subscribe(log_manager_event)
-        app.state.events = events = EventHub(engine.manager, engine, clock)
+        relay = (
+            EventRelay(redis, coordination.replica, clock)
+            if redis is not None and coordination is not None
+            else None
+        )
+        app.state.events = events = EventHub(engine.manager, engine, clock, relay=relay)
         if redis is not None:
             await redis.start()
+        if relay is not None:
+            await relay.start(events.deliver)
         store = SqlStore(database_url(settings.database_url, settings.data_dir))
         await store.open()
         app.state.recorder = recorder = Recorder(
@@ -81,6 +89,8 @@ def create_app(
             yield
         finally:
             events.close()
+            if relay is not None:
+                await relay.aclose()
             await engine.aclose()
             await recorder.close()
             await store.close()

@@ -18,7 +18,7 @@ import collections
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -29,7 +29,7 @@ from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.engine import Engine, RequestEvent
 from crazy_gary.web.auth import Caller, require
 
-__all__ = ["EventHub", "router"]
+__all__ = ["EventHub", "Relay", "router"]
 
 router = APIRouter()
 Viewer = Annotated[Caller, Depends(require("viewer"))]
@@ -40,6 +40,12 @@ _RECENT = 50  # requests kept for the snapshot
 _QUEUE = 1000  # events waiting for one slow client before its stream is ended
 _COUNTDOWN_EVERY = 1.0  # at most one countdown event per endpoint per second
 _REQUESTS_PER_SECOND = 20  # request events sent per second at most; the rest only in /metrics
+
+
+class Relay(Protocol):
+    """Where events of this replica's making go for the other replicas (`crazy_gary.store.redis_events`)."""
+
+    def publish(self, name: str, data: dict[str, Any]) -> None: ...
 
 
 @dataclass(eq=False)  # each is itself: hashed by identity
@@ -60,13 +66,18 @@ class EventHub:
         *,
         heartbeat: float = HEARTBEAT,
         queue_size: int = _QUEUE,
+        relay: Relay | None = None,
     ) -> None:
         self._manager = manager
+        self._relay = relay
         self._clock = clock
         self.heartbeat = heartbeat
         self._queue_size = queue_size
         self._subscribers: set[_Subscriber] = set()
-        self._recent: collections.deque[tuple[RequestEvent, float]] = collections.deque(maxlen=_RECENT)
+        # ours as (event, when), to be turned into objects only for a snapshot; the other replicas' as objects
+        self._recent: collections.deque[tuple[RequestEvent, float] | dict[str, Any]] = collections.deque(
+            maxlen=_RECENT
+        )
         self._countdown_sent: dict[str, float] = {}
         self._circuits = {key: view.circuit for key, view in manager.all_status().items()}
         self._window = (0.0, 0)  # (second, request events sent in it)
@@ -76,13 +87,13 @@ class EventHub:
 
     # -- observers (called synchronously by the manager and the engine; they must not block) ----
     def _on_manager_event(self, event: ManagerEvent) -> None:
-        if not self._subscribers:
+        if not self._subscribers and self._relay is None:
             return
         if event.kind == "state":
             self._publish("state", {"model_type": event.key, "endpoint": self._endpoint(event.key)})
         elif event.kind in ("operation", "operation_done"):
             finished = event.kind == "operation_done"
-            self._publish(
+            self._tell(
                 "operation",
                 {
                     "model_type": event.key,
@@ -96,9 +107,10 @@ class EventHub:
             )
 
     def _on_request_event(self, event: RequestEvent) -> None:
-        # on every request of the gateway: only a deque append unless someone is watching
+        # on every request of the gateway: only a deque append unless someone is watching (here, or
+        # through another replica)
         self._recent.append((event, self._clock.now()))
-        if not self._subscribers:
+        if not self._subscribers and self._relay is None:
             return
         second = float(int(self._clock.monotonic()))
         start, sent = self._window
@@ -106,11 +118,13 @@ class EventHub:
             start, sent = second, 0
         if sent < _REQUESTS_PER_SECOND:
             self._window = (start, sent + 1)
-            self._publish("request", _request_object(event, self._clock.now()))
+            self._tell("request", _request_object(event, self._clock.now()))
         else:
             self._window = (start, sent)
         if event.served_by is not None:
             self._countdown(event.served_by)
+        if not self._subscribers:
+            return  # circuit breakers are this replica's own: nothing to tell the others
         self._circuit(event.model)
         if event.served_by is not None and event.served_by != event.model:
             self._circuit(event.served_by)
@@ -129,10 +143,23 @@ class EventHub:
         if now - self._countdown_sent.get(key, -_COUNTDOWN_EVERY) < _COUNTDOWN_EVERY:
             return
         self._countdown_sent[key] = now
-        self._publish("countdown", {"model_type": key, "endpoint": self._endpoint(key)})
+        self._tell("countdown", {"model_type": key, "endpoint": self._endpoint(key)})
 
     def _endpoint(self, key: str) -> dict[str, Any]:
         return self._manager.status(key).to_dict()
+
+    def _tell(self, name: str, data: dict[str, Any]) -> None:
+        """An event of this replica's making: to its own streams, and to the other replicas'."""
+        data.setdefault("timestamp", self._clock.now())
+        if self._relay is not None:
+            self._relay.publish(name, data)
+        self._publish(name, data)
+
+    def deliver(self, name: str, data: dict[str, Any]) -> None:
+        """An event another replica made: to this replica's streams (requests also to the snapshot)."""
+        if name == "request":
+            self._recent.append(data)
+        self._publish(name, data)
 
     def _publish(self, name: str, data: dict[str, Any]) -> None:
         data.setdefault("timestamp", self._clock.now())
@@ -147,7 +174,7 @@ class EventHub:
     def snapshot(self) -> dict[str, Any]:
         """What a new connection starts from: every endpoint object and the recent requests."""
         endpoints = {key: view.to_dict() for key, view in self._manager.all_status().items()}
-        requests = [_request_object(event, at) for event, at in self._recent]
+        requests = [item if isinstance(item, dict) else _request_object(*item) for item in self._recent]
         return {"endpoints": endpoints, "requests": requests, "timestamp": self._clock.now()}
 
     @contextlib.contextmanager
