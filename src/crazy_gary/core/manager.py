@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 
-from crazy_gary.clock import Clock, wait_any, wait_event
+from crazy_gary.clock import Clock, wait_event
 from crazy_gary.config import EndpointSpec, Settings
 from crazy_gary.core.autosleep import AutoSleeper
 from crazy_gary.core.breaker import CircuitBreaker
@@ -21,6 +21,7 @@ from crazy_gary.core.operations import OperationFailed, OperationRunner
 from crazy_gary.core.poller import StatusPoller
 from crazy_gary.core.ports import Coordination, ManagementAPI, PersistedEndpoint
 from crazy_gary.core.replicas import ReplicaSync
+from crazy_gary.core.restarts import finish_unfinished, live_prices
 from crazy_gary.core.status import EndpointStatus, EndpointView
 from crazy_gary.errors import EndpointNotFound, ManagementError
 
@@ -114,8 +115,9 @@ class HuggingFaceEndpointManager:
                 await self._sync.tick()  # the lease first, so two replicas starting together do not both reap
                 self._sync.start()
             self._autosleep.start()
-            self._recovery = asyncio.create_task(self._recover())
-            self._pricing = asyncio.create_task(self._load_prices())
+            endpoints = self._endpoints.values()
+            self._recovery = asyncio.create_task(finish_unfinished(endpoints, self._clock, self.operate))
+            self._pricing = asyncio.create_task(live_prices(self._management, endpoints, into=self._prices))
 
     async def close(self) -> None:
         """Cancel and await every background task."""
@@ -313,33 +315,6 @@ class HuggingFaceEndpointManager:
     def memories(self) -> dict[str, PersistedEndpoint]:
         """What to keep of every endpoint across a restart."""
         return {key: endpoint.memory() for key, endpoint in self._endpoints.items()}
-
-    async def _load_prices(self) -> None:
-        """HF's live prices, once: when the hardware list cannot be had, the published list stands."""
-        for namespace in {e.spec.namespace for e in self._endpoints.values() if e.spec.namespace}:
-            try:
-                self._prices.update(await self._management.prices(namespace))
-            except ManagementError as exc:
-                logger.info("live prices of %s unavailable: %s", namespace, exc.message)
-
-    async def _recover(self) -> None:
-        """Once every endpoint was read, finish the operations a previous run left unfinished."""
-        while not self.ready:
-            await wait_any(self._clock, [endpoint.updated() for endpoint in self._endpoints.values()], 1.0)
-        for endpoint in self._endpoints.values():
-            if endpoint.recover is None or endpoint.operation is not None:
-                continue
-            operation, actor = endpoint.recover
-            endpoint.recover = None
-            recovered = f"{actor or 'api'} (resumed after restart)"
-            if operation == "sleep" and not endpoint.hf_sleeping:
-                self.sleep(endpoint.key, actor=recovered)
-            elif (
-                operation == "wake"
-                and not endpoint.hf_running
-                and endpoint.status() is not EndpointStatus.ERROR
-            ):
-                self.wake(endpoint.key, actor=recovered)
 
     def _begin(
         self, endpoint: Endpoint, operation: Operation, actor: str, request_id: str | None = None
