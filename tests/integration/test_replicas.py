@@ -86,12 +86,12 @@ def test_the_management_rate_limit_and_the_audit_log_are_shared(
     try:
         answers = [
             api(first, "POST", "/api/endpoints/wake/20b"),
-            api(second, "POST", "/api/endpoints/sleep/20b"),
+            api(second, "POST", "/api/endpoints/sleep/120b"),  # asleep already: 200, and it counts
             api(first, "POST", "/api/endpoints/wake/120b"),
         ]
         assert all(answer.status_code in (200, 202) for answer in answers), [a.text for a in answers]
         assert [answer.headers["X-RateLimit-Remaining"] for answer in answers] == ["2", "1", "0"]
-        fourth = api(second, "POST", "/api/endpoints/sleep/120b")
+        fourth = api(second, "POST", "/api/endpoints/sleep/20b")
         assert fourth.status_code == 429
         assert fourth.json()["code"] == "rate_limited"
         assert int(fourth.headers["Retry-After"]) >= 1
@@ -191,9 +191,12 @@ def test_one_activity_clock_and_one_auto_sleep(
             wait_until(lambda replica=replica: status_of(replica, "20b")["status"] == "running")
         before = sim_calls(simulator)["gpt-oss-20b"]["scale-to-zero"]
         _chat(first)
-        seen = status_of(first, "20b")["last_activity"]
-        assert seen is not None
-        wait_until(lambda: status_of(second, "20b")["last_activity"] == seen)
+
+        def same_activity() -> bool:
+            here, there = status_of(first, "20b")["last_activity"], status_of(second, "20b")["last_activity"]
+            return here is not None and here == there
+
+        wait_until(same_activity)
         for replica in (first, second):
             wait_until(lambda replica=replica: status_of(replica, "20b")["status"] == "sleeping", timeout=20)
         assert sim_calls(simulator)["gpt-oss-20b"]["scale-to-zero"] - before == 1
