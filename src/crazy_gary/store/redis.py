@@ -83,6 +83,10 @@ class SharedRedis:
         from redis.exceptions import RedisError
 
         try:
+            if self._known is False:
+                # Redis may have restarted: pooled connections (the rate limits' too) are dead, and the
+                # first call on each would fail and mark the replica degraded again
+                await self.client.connection_pool.disconnect()
             await self.client.ping()
         except (RedisError, OSError) as exc:
             self.failed(exc)
