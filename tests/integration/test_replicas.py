@@ -56,6 +56,16 @@ def _answers(url: str) -> bool:
         client.close()
 
 
+def on_redis(database_url: str, prefix: str, **env: str) -> dict[str, str]:
+    """The environment of replicas sharing `database_url` and the machine's Redis under `prefix`."""
+    return {
+        "CRAZY_GARY_DATABASE_URL": database_url,
+        "CRAZY_GARY_REDIS_URL": REDIS,
+        "CRAZY_GARY_REDIS_PREFIX": prefix,
+        **env,
+    }
+
+
 def replicas(simulator: Process, count: int, **env: str) -> list[Process]:
     started: list[Process] = []
     try:
@@ -76,12 +86,7 @@ def test_the_management_rate_limit_and_the_audit_log_are_shared(
     """With 3 wakes and sleeps a minute, the fourth call gets 429 whichever replica it reaches; a wake
     through one replica is in the audit log read through the other."""
     first, second = replicas(
-        simulator,
-        2,
-        CRAZY_GARY_DATABASE_URL=database,
-        CRAZY_GARY_REDIS_URL=REDIS,
-        CRAZY_GARY_REDIS_PREFIX=prefix,
-        CRAZY_GARY_MANAGEMENT_RATE_LIMIT="3/minute",
+        simulator, 2, **on_redis(database, prefix, CRAZY_GARY_MANAGEMENT_RATE_LIMIT="3/minute")
     )
     try:
         answers = [
@@ -118,13 +123,7 @@ def test_thirty_requests_over_two_replicas_wake_a_sleeping_endpoint_once(
 ) -> None:
     """Thirty chat requests for a sleeping (paused) 20b, split over two replicas at once, all succeed;
     Hugging Face sees one request to start it and one cold start."""
-    first, second = replicas(
-        simulator,
-        2,
-        CRAZY_GARY_DATABASE_URL=database,
-        CRAZY_GARY_REDIS_URL=REDIS,
-        CRAZY_GARY_REDIS_PREFIX=prefix,
-    )
+    first, second = replicas(simulator, 2, **on_redis(database, prefix))
     try:
         # A paused endpoint, started by a resume, and slow answers from HF: the second replica reads
         # `paused` while the first one's resume is still on its way, so only the shared claim keeps it
@@ -176,14 +175,7 @@ def test_one_activity_clock_and_one_auto_sleep(
 ) -> None:
     """A request through one replica shows as the same last activity on the other; one replica leads;
     the idle endpoint is put to sleep once, by the leader, not once per replica."""
-    first, second = replicas(
-        simulator,
-        2,
-        CRAZY_GARY_DATABASE_URL=database,
-        CRAZY_GARY_REDIS_URL=REDIS,
-        CRAZY_GARY_REDIS_PREFIX=prefix,
-        ENDPOINT_AUTO_SLEEP="4",
-    )
+    first, second = replicas(simulator, 2, **on_redis(database, prefix, ENDPOINT_AUTO_SLEEP="4"))
     try:
         assert sorted([_leads(first), _leads(second)]) == [False, True]
         sim_set(simulator, "endpoints/gpt-oss-20b", state="running")
@@ -214,14 +206,7 @@ def test_a_dead_leader_hands_auto_sleep_to_another_replica(
 ) -> None:
     """The leader killed (no goodbye): within seconds another replica takes the lease and puts the
     idle endpoint to sleep."""
-    replicas_ = replicas(
-        simulator,
-        3,
-        CRAZY_GARY_DATABASE_URL=database,
-        CRAZY_GARY_REDIS_URL=REDIS,
-        CRAZY_GARY_REDIS_PREFIX=prefix,
-        ENDPOINT_AUTO_SLEEP="3",
-    )
+    replicas_ = replicas(simulator, 3, **on_redis(database, prefix, ENDPOINT_AUTO_SLEEP="3"))
     try:
         leader = next(replica for replica in replicas_ if _leads(replica))
         survivors = [replica for replica in replicas_ if replica is not leader]
@@ -243,13 +228,7 @@ def test_every_replica_streams_what_happens_through_the_others(
 ) -> None:
     """A dashboard connected to one replica sees a wake asked through another (its operation events)
     and a request served through it (its request event)."""
-    first, second = replicas(
-        simulator,
-        2,
-        CRAZY_GARY_DATABASE_URL=database,
-        CRAZY_GARY_REDIS_URL=REDIS,
-        CRAZY_GARY_REDIS_PREFIX=prefix,
-    )
+    first, second = replicas(simulator, 2, **on_redis(database, prefix))
     events: list[tuple[str, Any]] = []
     stream = httpx2.Client(timeout=httpx2.Timeout(30, read=None)).send(
         httpx2.Request(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from crazy_gary.clock import Clock
 from crazy_gary.core.autosleep import AutoSleeper
@@ -40,14 +40,12 @@ class ReplicaSync:
         clock: Clock,
         *,
         interval: float = SYNC_INTERVAL,
-        on_activity: Callable[[Endpoint], None] | None = None,
     ) -> None:
         self._endpoints = {endpoint.key: endpoint for endpoint in endpoints if endpoint.spec.managed}
         self._coordination = coordination
         self._autosleep = autosleep
         self._clock = clock
         self._interval = interval
-        self._on_activity = on_activity
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -80,8 +78,6 @@ class ReplicaSync:
             if newest is not None and (endpoint.last_activity is None or newest > endpoint.last_activity):
                 endpoint.last_activity = newest
                 changed = True
-                if self._on_activity is not None:
-                    self._on_activity(endpoint)
         if changed:
             self._autosleep.kick()
 

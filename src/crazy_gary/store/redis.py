@@ -164,7 +164,6 @@ class RedisCoordination:
         self._lease_ms = int(lease * 1000)
         self._presence = presence
         self._lead = redis.client.register_script(_LEAD)
-        self.leading = False
 
     async def lead(self) -> bool:
         from redis.exceptions import RedisError
@@ -172,12 +171,10 @@ class RedisCoordination:
         if self._redis.healthy:
             try:
                 leader = self._redis.key("leader")
-                self.leading = bool(await self._lead([leader], [self.replica, self._lease_ms]))
-                return self.leading
+                return bool(await self._lead([leader], [self.replica, self._lease_ms]))
             except (RedisError, OSError) as exc:
                 self._redis.failed(exc)
-        self.leading = True  # alone while Redis is away
-        return True
+        return True  # alone while Redis is away
 
     async def share(self, ours: Mapping[str, Presence]) -> Mapping[str, Presence] | None:
         from redis.exceptions import RedisError

@@ -55,7 +55,6 @@ def create_app(
         if api is None:
             owned = api = HfManagement(settings.token, management_url or settings.endpoints_api_url)
         coordination = RedisCoordination(redis, clock) if redis is not None else None
-        app.state.coordination = coordination
         engine = Engine.from_settings(settings, api, clock, coordination)
         app.state.engine = engine
         app.state.manager = engine.manager
