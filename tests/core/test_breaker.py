@@ -63,3 +63,22 @@ async def test_released_trial_frees_the_slot() -> None:
     assert breaker.acquire()
     breaker.release()
     assert breaker.acquire()
+
+
+async def test_an_opening_through_another_replica_opens_for_what_remains_of_its_cooldown() -> None:
+    """A circuit another replica opened 10 s ago is open here for the 20 s left of its cooldown; an
+    older opening, or one whose cooldown is over, changes nothing."""
+    clock = ManualClock()
+    breaker = CircuitBreaker(clock, cooldown=30)
+    assert not breaker.open_since(clock.now() - 31)
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.open_since(clock.now() - 10)
+    assert breaker.state is BreakerState.OPEN and not breaker.acquire()
+    assert not breaker.open_since(clock.now() - 12)  # older than the one taken
+    await clock.advance(19)
+    assert breaker.state is BreakerState.OPEN
+    await clock.advance(1)
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.acquire()
+    breaker.record_failure()  # its own trial failed: open again, from now
+    assert breaker.opened_wall == clock.now()

@@ -1,4 +1,4 @@
-"""Several `serve` replicas on one PostgreSQL database and one Redis: what they already share."""
+"""Several `serve` replicas on one PostgreSQL database and one Redis: what they share."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -219,6 +220,64 @@ def test_a_dead_leader_hands_auto_sleep_to_another_replica(
     finally:
         for replica in replicas_:
             replica.stop()
+
+
+def test_one_replica_reads_hugging_face_for_all_while_nothing_moves(
+    simulator: Process,
+    database: str,  # noqa: F811
+    prefix: str,
+) -> None:
+    """Three idle replicas list the namespace about as often as one would; a state changed at HF
+    shows on all three; with the leader killed, the survivors still follow HF."""
+    replicas_ = replicas(simulator, 3, **on_redis(database, prefix))  # a slow interval of 1 s
+    try:
+        wait_until(lambda: sum(_leads(replica) for replica in replicas_) == 1)
+        before = sim_calls(simulator)["_list"]
+        time.sleep(4)  # four slow intervals: a rate over real time, in processes whose clock we do not own
+        assert sim_calls(simulator)["_list"] - before <= 7  # one reader: about 4; each for itself: about 12
+        sim_set(simulator, "endpoints/gpt-oss-120b", state="paused")
+        for replica in replicas_:
+            wait_until(lambda replica=replica: status_of(replica, "120b")["hf_state"] == "paused")
+        leader = next(replica for replica in replicas_ if _leads(replica))
+        leader.popen.kill()
+        leader.popen.wait()
+        sim_set(simulator, "endpoints/gpt-oss-120b", state="running")
+        for replica in replicas_:
+            if replica is not leader:
+                wait_until(
+                    lambda replica=replica: status_of(replica, "120b")["status"] == "running", timeout=20
+                )
+    finally:
+        for replica in replicas_:
+            replica.stop()
+
+
+def test_a_circuit_opened_through_one_replica_is_open_on_the_others(
+    simulator: Process,
+    database: str,  # noqa: F811
+    prefix: str,
+) -> None:
+    """Failures through one replica open the primary's circuit there; the other replica's opens too
+    within seconds, and its requests fall back without reaching the failing endpoint."""
+    first, second = replicas(simulator, 2, **on_redis(database, prefix, CRAZY_GARY_BREAKER_COOLDOWN="60"))
+    try:
+        for name in ("gpt-oss-120b", "gpt-oss-20b"):
+            sim_set(simulator, f"endpoints/{name}", state="running")
+        for replica in (first, second):
+            for key in ("120b", "20b"):
+                wait_until(lambda r=replica, k=key: status_of(r, k)["status"] == "running")
+        sim_set(simulator, "endpoints/gpt-oss-120b", error_rate=1.0, error_status=500)
+        for _ in range(5):
+            _chat(first, "120b")  # served by the fallback
+        assert status_of(first, "120b")["circuit"] == "open"
+        wait_until(lambda: status_of(second, "120b")["circuit"] == "open", timeout=5)
+        reached = sim_calls(simulator)["gpt-oss-120b"]["inference"]
+        for _ in range(3):
+            _chat(second, "120b")
+        assert sim_calls(simulator)["gpt-oss-120b"]["inference"] == reached
+    finally:
+        first.stop()
+        second.stop()
 
 
 def test_every_replica_streams_what_happens_through_the_others(

@@ -7,6 +7,9 @@ Only real failures of a running endpoint are recorded by the gateway.
     closed ──(N consecutive failures, or failure ratio over the window)──▶ open
     open ──(cooldown passed)──▶ half_open: one trial request at a time
     half_open ──success──▶ closed;  ──failure──▶ open again
+
+Among replicas, a circuit opened by one opens on the others for the rest of its cooldown
+(`open_since`, fed by `crazy_gary.core.replicas`); each replica then sends its own half-open trial.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ class CircuitBreaker:
     min_calls_for_ratio: int = 10
     _state: BreakerState = BreakerState.CLOSED
     _consecutive: int = 0
-    _opened_at: float = 0.0
+    _opened_at: float = 0.0  # monotonic
+    opened_wall: float | None = None  # wall time of the latest opening, here or through another replica
     _trial_in_flight: bool = False
     _outcomes: deque[bool] = field(default_factory=deque)
 
@@ -83,6 +87,20 @@ class CircuitBreaker:
         if self._state is BreakerState.HALF_OPEN or self._should_open():
             self._open()
 
+    def open_since(self, at: float) -> bool:
+        """Another replica opened this circuit at wall time `at`: open it here too for what remains of
+        the cooldown. Whether that changed anything (an older or lapsed opening does not)."""
+        if self.opened_wall is not None and at <= self.opened_wall:
+            return False
+        self.opened_wall = at
+        elapsed = max(0.0, self.clock.now() - at)
+        if elapsed >= self.cooldown:
+            return False
+        self._open()
+        self._opened_at -= elapsed
+        self.opened_wall = at
+        return True
+
     def _remember(self, ok: bool) -> None:
         self._outcomes.append(ok)
         while len(self._outcomes) > self.window:
@@ -99,5 +117,6 @@ class CircuitBreaker:
     def _open(self) -> None:
         self._state = BreakerState.OPEN
         self._opened_at = self.clock.monotonic()
+        self.opened_wall = self.clock.now()
         self._consecutive = 0
         self._outcomes.clear()

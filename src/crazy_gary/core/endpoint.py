@@ -51,6 +51,7 @@ class Endpoint:
     keep_running_since: bool = False  # restored after a restart: the first `running` is not a new start
     recover: tuple[str, str | None] | None = None  # (operation, actor) in progress when we stopped
     ticket: int = 0
+    observed_at: float | None = None  # wall time of the question whose answer is applied (here or shared)
     _updated: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -107,6 +108,14 @@ class Endpoint:
             return None
         since = max(self.running_since, self.last_activity or 0.0)
         return since + self.auto_sleep
+
+    def ready_in(self, now: float) -> float | None:
+        """Seconds from wall time `now` until a starting endpoint should run, judged by its last cold
+        start (half the wake timeout before the first); None unless it is starting."""
+        if self.status() is not EndpointStatus.STARTING or self.wake_time is None:
+            return None
+        expected = self.cold_start if self.cold_start is not None else self.wake_timeout / 2
+        return max(expected - (now - self.wake_time), 1.0)
 
     @property
     def price_per_hour(self) -> float | None:

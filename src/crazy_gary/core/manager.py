@@ -72,11 +72,10 @@ class HuggingFaceEndpointManager:
         )
         self._runner = OperationRunner(management, self._poller, clock, sleep_mode, coordination)
         self._autosleep = AutoSleeper(self._endpoints.values(), clock, sleep=self._auto_sleep)
-        self._sync = (
-            ReplicaSync(self._endpoints.values(), coordination, self._autosleep, clock)
-            if coordination is not None
-            else None
-        )
+        self._sync: ReplicaSync | None = None
+        if coordination is not None:
+            parts = (self._endpoints.values(), coordination, self._autosleep, self._poller, clock)
+            self._sync = ReplicaSync(*parts, circuit_opened=self._announce_state)
         self._operations: set[asyncio.Task[None]] = set()
         self._started = False
         self._recovery: asyncio.Task[None] | None = None
@@ -232,11 +231,7 @@ class HuggingFaceEndpointManager:
 
     def ready_in(self, key: str) -> float | None:
         """Seconds until a starting endpoint should run, from its last cold start; None if unknown."""
-        endpoint = self._endpoint(key)
-        if endpoint.status() is not EndpointStatus.STARTING or endpoint.wake_time is None:
-            return None
-        expected = endpoint.cold_start if endpoint.cold_start is not None else endpoint.wake_timeout / 2
-        return max(expected - (self._clock.now() - endpoint.wake_time), 1.0)
+        return self._endpoint(key).ready_in(self._clock.now())
 
     @contextlib.contextmanager
     def holding(self, key: str) -> Iterator[None]:
@@ -303,7 +298,11 @@ class HuggingFaceEndpointManager:
         reported = (after.value, endpoint.hf_state)
         if reported != endpoint.reported:
             endpoint.reported = reported
-            self._emit(ManagerEvent("state", endpoint.key, status=after.value, hf_state=endpoint.hf_state))
+            self._announce_state(endpoint)
+
+    def _announce_state(self, endpoint: Endpoint) -> None:
+        status = endpoint.status().value
+        self._emit(ManagerEvent("state", endpoint.key, status=status, hf_state=endpoint.hf_state))
 
     # -- restarts -----------------------------------------------------------------------------
     def restore(self, memories: dict[str, PersistedEndpoint]) -> None:

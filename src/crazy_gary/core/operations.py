@@ -78,7 +78,7 @@ class OperationRunner:
     async def sleep(self, endpoint: Endpoint) -> None:
         namespace, name = _address(endpoint)
         drain_deadline = self._clock.monotonic() + DRAIN_TIMEOUT
-        while endpoint.in_flight > 0:
+        while endpoint.in_flight + endpoint.in_flight_elsewhere > 0:  # here, and as the others last told
             updated = endpoint.updated()
             remaining = drain_deadline - self._clock.monotonic()
             if remaining <= 0:

@@ -2,6 +2,12 @@
 
 Listing a namespace reads all its endpoints in one call, so fifty steady endpoints cost one call per
 slow interval, however many clients read the status (SPEC §3).
+
+Among replicas the same holds for the whole deployment: only the leader lists a namespace while it
+is steady, and every reading is shared (`crazy_gary.core.replicas`), so the others `adopt` it. A
+replica still reads Hugging Face itself while its own operation runs there or when asked to hurry,
+since those moments want answers within a second, and whenever the shared readings go stale (a
+leader that died, say) until a new leader reads for all.
 """
 
 from __future__ import annotations
@@ -13,13 +19,16 @@ from collections.abc import Callable, Iterable
 
 from crazy_gary.clock import Clock, wait_event
 from crazy_gary.core.endpoint import Endpoint
-from crazy_gary.core.ports import ManagementAPI, UpstreamEndpoint
+from crazy_gary.core.ports import ManagementAPI, Observation, UpstreamEndpoint
 from crazy_gary.core.status import EndpointStatus
 from crazy_gary.errors import ManagementError
 
 __all__ = ["StatusPoller"]
 
 _MOVING = frozenset({EndpointStatus.STARTING, EndpointStatus.STOPPING})
+# A follower reads for itself when no reading, here or shared, is younger than two slow intervals and
+# a grace of a few seconds (the leader's lease: the time a new leader may take to read for all)
+_STALE_INTERVALS, _STALE_GRACE = 2.0, 5.0
 
 
 class StatusPoller:
@@ -50,6 +59,8 @@ class StatusPoller:
         self._kicks: dict[str, asyncio.Event] = {namespace: asyncio.Event() for namespace in self._namespaces}
         self._tasks: list[asyncio.Task[None]] = []
         self._tickets = itertools.count(1)
+        self._observed: dict[str, Observation] = {}  # this replica's newest readings, not yet shared
+        self._leading = True  # among replicas, the leader reads HF for everyone while nothing moves
 
     def start(self) -> None:
         for namespace, endpoints in self._namespaces.items():
@@ -63,6 +74,18 @@ class StatusPoller:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
+    @property
+    def leading(self) -> bool:
+        return self._leading
+
+    @leading.setter
+    def leading(self, leading: bool) -> None:
+        """A new leader reads every namespace at once: the readings it took over may be a while old."""
+        if leading and not self._leading:
+            for kick in self._kicks.values():
+                kick.set()
+        self._leading = leading
+
     def hurry(self, endpoint: Endpoint) -> None:
         """Poll this endpoint's namespace now and quickly from now on, until it is steady again."""
         if endpoint.spec.namespace in self._kicks:
@@ -73,16 +96,23 @@ class StatusPoller:
         return next(self._tickets)
 
     def apply(
-        self, endpoint: Endpoint, upstream: UpstreamEndpoint | None, ticket: int, error: str | None = None
+        self,
+        endpoint: Endpoint,
+        upstream: UpstreamEndpoint | None,
+        ticket: int,
+        error: str | None = None,
+        *,
+        asked_at: float | None = None,
     ) -> None:
         """Record what the management API said (None: it could not say) and tell the waiters.
 
         An answer to a question asked before the last applied one is stale (a slow list overtaken by
-        a pause, say) and is dropped.
+        a pause, say) and is dropped. `asked_at` is the wall time of the question (now by default).
         """
         if ticket < endpoint.ticket:
             return
         endpoint.ticket = ticket
+        endpoint.observed_at = self._clock.now() if asked_at is None else asked_at
         before = endpoint.status()
         endpoint.seen = True
         endpoint.reachable = upstream is not None
@@ -92,29 +122,61 @@ class StatusPoller:
         self._on_change(endpoint, before)
         endpoint.notify()
 
+    def take_observations(self) -> list[Observation]:
+        """This replica's newest reading of each namespace since the last call, to share."""
+        observed, self._observed = list(self._observed.values()), {}
+        return observed
+
+    def adopt(self, observation: Observation) -> None:
+        """Apply another replica's reading of a namespace, to each endpoint it is newer for."""
+        endpoints = self._namespaces.get(observation.namespace, [])
+        newer = [e for e in endpoints if e.observed_at is None or e.observed_at < observation.asked_at]
+        if newer:
+            self._record(observation.namespace, newer, observation, self.ticket())
+
     async def _poll_namespace(self, namespace: str, endpoints: list[Endpoint]) -> None:
         kick = self._kicks[namespace]
+        hurried = True
         while True:
-            await self._refresh(namespace, endpoints)
+            if hurried or self._own_reading_due(endpoints):
+                await self._refresh(namespace, endpoints)
             moving = any(
                 endpoint.operation is not None or not endpoint.reachable or endpoint.status() in _MOVING
                 for endpoint in endpoints
             )
             kick.clear()
-            await wait_event(self._clock, kick, self.fast_interval if moving else self.interval)
+            hurried = await wait_event(self._clock, kick, self.fast_interval if moving else self.interval)
+
+    def _own_reading_due(self, endpoints: list[Endpoint]) -> bool:
+        """The leader reads every time; a follower while its own operation runs, or when the shared
+        readings are stale."""
+        if self.leading or any(endpoint.operation is not None for endpoint in endpoints):
+            return True
+        oldest = min((e.observed_at for e in endpoints if e.observed_at is not None), default=None)
+        return oldest is None or self._clock.now() - oldest >= _STALE_INTERVALS * self.interval + _STALE_GRACE
 
     async def _refresh(self, namespace: str, endpoints: list[Endpoint]) -> None:
-        ticket = self.ticket()
+        ticket, asked_at = self.ticket(), self._clock.now()
         try:
-            listed = {item.name: item for item in await self._management.list(namespace)}
+            listed = tuple(await self._management.list(namespace))
         except ManagementError as exc:
-            for endpoint in endpoints:
-                self.apply(endpoint, None, ticket, exc.message)
-            return
+            observation = Observation(namespace, asked_at, error=exc.message)
+        else:
+            observation = Observation(namespace, asked_at, listed)
+        self._observed[namespace] = observation
+        self._record(namespace, endpoints, observation, ticket)
+
+    def _record(
+        self, namespace: str, endpoints: list[Endpoint], observation: Observation, ticket: int
+    ) -> None:
+        listed = {item.name: item for item in observation.endpoints}
         for endpoint in endpoints:
+            if observation.error is not None:
+                self.apply(endpoint, None, ticket, observation.error, asked_at=observation.asked_at)
+                continue
             upstream = listed.get(endpoint.spec.name or "")
             missing = None if upstream else f"Hugging Face has no endpoint {namespace}/{endpoint.spec.name}."
-            self.apply(endpoint, upstream, ticket, missing)
+            self.apply(endpoint, upstream, ticket, missing, asked_at=observation.asked_at)
 
     async def _probe(self, endpoint: Endpoint) -> None:
         url = endpoint.spec.inference_url or endpoint.spec.url

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Alone", "Coordination", "ManagementAPI", "PersistedEndpoint", "Presence", "UpstreamEndpoint"]
+__all__ = [
+    "Alone",
+    "Coordination",
+    "ManagementAPI",
+    "Observation",
+    "PersistedEndpoint",
+    "Presence",
+    "UpstreamEndpoint",
+]
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,17 @@ class Presence:
     in_flight: int
 
 
+@dataclass(frozen=True)
+class Observation:
+    """What one reading of a namespace's endpoints found, as replicas tell each other: the endpoints
+    listed, or why they could not be (`error`); `asked_at` is the wall time the question was asked."""
+
+    namespace: str
+    asked_at: float
+    endpoints: tuple[UpstreamEndpoint, ...] = ()
+    error: str | None = None
+
+
 class Coordination(Protocol):
     """What the replicas of one deployment agree on (Redis); a single process agrees with itself."""
 
@@ -93,12 +112,23 @@ class Coordination(Protocol):
         ...
 
     async def lead(self) -> bool:
-        """Take or renew the leader's lease; whether this replica leads (runs auto-sleep) now."""
+        """Take or renew the leader's lease; whether this replica leads (runs auto-sleep and reads
+        Hugging Face's states for all) now."""
         ...
 
     async def share(self, ours: Mapping[str, Presence]) -> Mapping[str, Presence] | None:
         """Tell the others this replica's presence per endpoint; every replica's together (the newest
         activity, the sum of requests in flight), or None when nothing can be shared now."""
+        ...
+
+    async def share_observations(self, ours: Iterable[Observation]) -> list[Observation] | None:
+        """Tell the others this replica's newest readings of Hugging Face; the newest reading of each
+        namespace by any replica, or None when nothing can be shared now."""
+        ...
+
+    async def share_circuits(self, opened: Mapping[str, float]) -> Mapping[str, float] | None:
+        """Tell the others when this replica's circuit breakers last opened (wall time, by endpoint);
+        the latest opening of each endpoint's circuit by any replica, or None."""
         ...
 
 
@@ -112,4 +142,10 @@ class Alone:
         return True
 
     async def share(self, ours: Mapping[str, Presence]) -> Mapping[str, Presence] | None:
+        return None
+
+    async def share_observations(self, ours: Iterable[Observation]) -> list[Observation] | None:
+        return None
+
+    async def share_circuits(self, opened: Mapping[str, float]) -> Mapping[str, float] | None:
         return None

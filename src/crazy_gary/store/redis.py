@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from crazy_gary.clock import Clock
-from crazy_gary.core.ports import Presence
+from crazy_gary.core.ports import Observation, Presence, UpstreamEndpoint
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -136,6 +138,19 @@ end
 return 0
 """
 
+# Keep each namespace's newest reading: KEYS[1] a hash (namespace → reading as JSON), KEYS[2] a sorted
+# set (namespace → when it was asked); ARGV holds (namespace, asked_at, JSON) triples. Every reading.
+_READINGS = """
+for i = 1, #ARGV, 3 do
+  local known = redis.call('ZSCORE', KEYS[2], ARGV[i])
+  if known == false or tonumber(known) < tonumber(ARGV[i + 1]) then
+    redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[i])
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+  end
+end
+return redis.call('HGETALL', KEYS[1])
+"""
+
 
 class RedisCoordination:
     """`crazy_gary.core.ports.Coordination` through Redis; while Redis is away, every claim is granted
@@ -143,8 +158,10 @@ class RedisCoordination:
 
     Keys: `wake:<endpoint>` (a claim), `leader` (the lease, holding the leader's id), `activity` (a
     sorted set: endpoint → newest activity, raised only with ZADD GT), `replicas` (a sorted set:
-    replica → when it last spoke) and `in-flight:<replica>` (a hash: endpoint → requests, expiring
-    with the replica's silence, so a replica that died stops counting).
+    replica → when it last spoke), `in-flight:<replica>` (a hash: endpoint → requests, expiring
+    with the replica's silence, so a replica that died stops counting), `states` and `states-at` (a
+    hash of each namespace's newest reading of HF as JSON, and when it was asked) and `circuits` (a
+    sorted set: endpoint → when its circuit last opened, raised only with ZADD GT).
     """
 
     def __init__(
@@ -164,6 +181,7 @@ class RedisCoordination:
         self._lease_ms = int(lease * 1000)
         self._presence = presence
         self._lead = redis.client.register_script(_LEAD)
+        self._readings = redis.client.register_script(_READINGS)
 
     async def lead(self) -> bool:
         from redis.exceptions import RedisError
@@ -233,3 +251,58 @@ class RedisCoordination:
             self._redis.failed(exc)
             return True
         return bool(claimed)
+
+    async def share_observations(self, ours: Iterable[Observation]) -> list[Observation] | None:
+        from redis.exceptions import RedisError
+
+        if not self._redis.healthy:
+            return None
+        arguments: list[Any] = []
+        for observation in ours:
+            arguments += [observation.namespace, repr(observation.asked_at), _encode(observation)]
+        try:
+            flat = await self._readings([self._redis.key("states"), self._redis.key("states-at")], arguments)
+        except (RedisError, OSError) as exc:
+            self._redis.failed(exc)
+            return None
+        readings = (_decode(namespace, raw) for namespace, raw in zip(flat[::2], flat[1::2], strict=True))
+        return [reading for reading in readings if reading is not None]
+
+    async def share_circuits(self, opened: Mapping[str, float]) -> Mapping[str, float] | None:
+        from redis.exceptions import RedisError
+
+        if not self._redis.healthy:
+            return None
+        circuits = self._redis.key("circuits")
+        try:
+            async with self._redis.client.pipeline(transaction=False) as pipe:
+                for endpoint, at in opened.items():
+                    pipe.zadd(circuits, {endpoint: at}, gt=True)
+                pipe.zrange(circuits, 0, -1, withscores=True)
+                answers = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._redis.failed(exc)
+            return None
+        return {endpoint.decode(): float(at) for endpoint, at in answers[-1]}
+
+
+_UPSTREAM_FIELDS = frozenset(field.name for field in dataclasses.fields(UpstreamEndpoint))
+
+
+def _encode(observation: Observation) -> str:
+    endpoints = [dataclasses.asdict(endpoint) for endpoint in observation.endpoints]
+    return json.dumps({"asked_at": observation.asked_at, "endpoints": endpoints, "error": observation.error})
+
+
+def _decode(namespace: bytes, raw: bytes) -> Observation | None:
+    """A reading as another replica stored it; None when it cannot be read (not one of ours)."""
+    try:
+        data = json.loads(raw)
+        endpoints = tuple(
+            UpstreamEndpoint(**{k: v for k, v in item.items() if k in _UPSTREAM_FIELDS})
+            for item in data["endpoints"]
+        )
+        error = data["error"]
+        return Observation(namespace.decode(), float(data["asked_at"]), endpoints, error if error else None)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None

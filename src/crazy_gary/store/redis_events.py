@@ -2,8 +2,9 @@
 
 Events a replica makes itself (operations, requests, countdown resets) are published for the others;
 those the others publish are handed to this replica's event hub, so a dashboard connected to any
-replica sees what happens through every replica. State changes are not relayed: every replica reads
-Hugging Face and tells them itself.
+replica sees what happens through every replica. State changes are not relayed: every replica applies
+Hugging Face's states, read by itself or shared by the others (`crazy_gary.core.replicas`), and tells
+them itself.
 
 Publishing never waits on Redis: messages go through a bounded queue to one sender task, and are
 dropped while Redis is away or the queue is full (a dashboard's next snapshot brings it up to date).

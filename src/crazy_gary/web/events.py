@@ -90,7 +90,9 @@ class EventHub:
         if not self._subscribers and self._relay is None:
             return
         if event.kind == "state":
-            self._publish("state", {"model_type": event.key, "endpoint": self._endpoint(event.key)})
+            endpoint = self._endpoint(event.key)
+            self._circuits[event.key] = endpoint["circuit"]
+            self._publish("state", {"model_type": event.key, "endpoint": endpoint})
         elif event.kind in ("operation", "operation_done"):
             finished = event.kind == "operation_done"
             self._tell(
