@@ -128,6 +128,7 @@ async def test_failed_endpoint_resume_refused_is_error(
     hf.records["gpt-oss-20b"].state = "failed"
     await clock.advance(10)
     assert manager.status("20b").status is ERROR
+    assert manager.status("20b").error == "Hugging Face reports the endpoint failed."
     manager.wake("20b")
     await clock.settle()
     view = manager.status("20b")

@@ -72,9 +72,13 @@ def test_woken_unused_endpoint_sleeps_by_itself_while_status_is_read(simulator: 
 
 
 def test_failed_endpoint_shows_error(server: Process, simulator: Process) -> None:
-    """An endpoint HF reports as failed shows `error`."""
+    """An endpoint HF reports as failed shows `error`, with HF's message as the reason."""
     sim_set(simulator, "endpoints/gpt-oss-20b", state="failed")
     wait_until(lambda: status_of(server, "20b")["status"] == "error")
+    assert (
+        status_of(server, "20b")["error"]
+        == "Hugging Face reports the endpoint failed: Endpoint failed to start."
+    )
 
 
 def test_stopped_management_api_shows_unknown_and_server_stays_healthy(

@@ -70,6 +70,15 @@ class Endpoint:
         return self.upstream.url if self.upstream else None
 
     @property
+    def hf_failure(self) -> str | None:
+        """Hugging Face's own word on an endpoint it reports failed, as a sentence; None otherwise."""
+        state = self.hf_state
+        if state not in ("failed", "updateFailed"):
+            return None
+        said = self.upstream.message if self.upstream else None
+        return f"Hugging Face reports the endpoint {state}" + (f": {said.rstrip('.')}." if said else ".")
+
+    @property
     def hf_running(self) -> bool:
         return self.hf_state == "running"
 
@@ -180,6 +189,6 @@ class Endpoint:
             pending=self.pending,
             circuit=self.breaker.state.value,
             operation=self.operation,
-            error=self.failure or self.last_error or self.poll_error,
+            error=self.failure or self.last_error or self.poll_error or self.hf_failure,
             timed_out=self.timed_out and self.failure is not None,
         )
