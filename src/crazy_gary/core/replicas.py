@@ -79,10 +79,7 @@ class ReplicaSync:
             self._autosleep.kick()
         self._poller.leading = leading
         await self._share_presence()
-        for observation in (
-            await self._coordination.share_observations(self._poller.take_observations()) or ()
-        ):
-            self._poller.adopt(observation)
+        await self._share_readings()
         await self._share_circuits()
 
     async def _share_presence(self) -> None:
@@ -102,6 +99,11 @@ class ReplicaSync:
                 changed = True
         if changed:
             self._autosleep.kick()
+
+    async def _share_readings(self) -> None:
+        shared = await self._coordination.share_observations(self._poller.take_observations())
+        for observation in shared or ():
+            self._poller.adopt(observation)
 
     async def _share_circuits(self) -> None:
         opened = {

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from importlib import resources
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, Response
 
 from crazy_gary.clock import Clock, SystemClock
 from crazy_gary.config import ApiKey, Settings
@@ -21,7 +19,7 @@ from crazy_gary.store import SqlStore, database_url
 from crazy_gary.store.redis import RedisCoordination, SharedRedis
 from crazy_gary.store.redis_events import EventRelay
 from crazy_gary.web.auth import KeyRing
-from crazy_gary.web.edge import BodyLimitMiddleware, HardenedFastAPI, add_cors, page_headers
+from crazy_gary.web.edge import BodyLimitMiddleware, HardenedFastAPI, add_cors
 from crazy_gary.web.errors import install_error_handlers
 from crazy_gary.web.events import EventHub
 from crazy_gary.web.events import router as events_router
@@ -29,6 +27,7 @@ from crazy_gary.web.gateway import document_chat
 from crazy_gary.web.gateway import router as gateway_router
 from crazy_gary.web.logging_middleware import RequestLogMiddleware
 from crazy_gary.web.metrics_route import router as metrics_router
+from crazy_gary.web.page import page_router
 from crazy_gary.web.ratelimit import RateLimitMiddleware, RateLimits, limiter_storage
 from crazy_gary.web.records import router as records_router
 from crazy_gary.web.routes import router
@@ -50,53 +49,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = None
-        api = management
-        if api is None:
-            owned = api = HfManagement(settings.token, management_url or settings.endpoints_api_url)
-        coordination = RedisCoordination(redis, clock) if redis is not None else None
-        engine = Engine.from_settings(settings, api, clock, coordination)
-        app.state.engine = engine
-        app.state.manager = engine.manager
-        engine.manager.subscribe(log_manager_event)
-        relay = (
-            EventRelay(redis, coordination.replica, clock)
-            if redis is not None and coordination is not None
-            else None
-        )
-        app.state.events = events = EventHub(engine.manager, engine, clock, relay=relay)
-        if redis is not None:
-            await redis.start()
-        if relay is not None:
-            await relay.start(events.deliver)
-        store = SqlStore(database_url(settings.database_url, settings.data_dir))
-        await store.open()
-        app.state.recorder = recorder = Recorder(
-            store, engine.manager, clock, retention_days=settings.audit_retention_days
-        )
-        await recorder.start()
-        app.state.metrics = metrics = Metrics(
-            engine.manager,
-            engine.clock,
-            costs=recorder.billing,
-            degraded=(lambda: not redis.healthy) if redis is not None else None,
-            leader=lambda: engine.manager.leading,
-        )
-        metrics.attach(engine)
-        await engine.start()
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            api = management
+            if api is None:
+                api = HfManagement(settings.token, management_url or settings.endpoints_api_url)
+                stack.push_async_callback(api.aclose)
+            await _start_services(app, settings, clock, api, redis, stack)
             yield
-        finally:
-            events.close()
-            if relay is not None:
-                await relay.aclose()
-            await engine.aclose()
-            await recorder.close()
-            await store.close()
-            if owned is not None:
-                await owned.aclose()
-            if redis is not None:
-                await redis.aclose()
 
     app = HardenedFastAPI(  # X-Content-Type-Options: nosniff on every answer
         title="crazy-gary",
@@ -115,32 +74,7 @@ def create_app(
     app.include_router(records_router)
     app.include_router(events_router)
     app.include_router(metrics_router)
-    static = resources.files("crazy_gary.web").joinpath("static")
-    page = static.joinpath("index.html").read_text(encoding="utf-8")
-    security_headers = page_headers(page)
-    # The page's own files, read once like the page, under /static/ (which the rate limits leave alone).
-    # `no-cache` makes the browser revalidate, so an upgraded server never runs the previous script.
-    script = static.joinpath("dashboard.js").read_bytes()
-    style = static.joinpath("dashboard.css").read_bytes()
-    icon = static.joinpath("favicon.svg").read_bytes()
-    revalidate = {"Cache-Control": "no-cache"}
-
-    @app.get("/", include_in_schema=False)
-    async def dashboard() -> HTMLResponse:
-        return HTMLResponse(page, headers=security_headers)
-
-    @app.get("/static/dashboard.js", include_in_schema=False)
-    async def dashboard_script() -> Response:
-        return Response(script, media_type="text/javascript", headers=revalidate)
-
-    @app.get("/static/dashboard.css", include_in_schema=False)
-    async def dashboard_style() -> Response:
-        return Response(style, media_type="text/css", headers=revalidate)
-
-    @app.get("/static/favicon.svg", include_in_schema=False)
-    async def dashboard_icon() -> Response:
-        return Response(icon, media_type="image/svg+xml", headers=revalidate)
-
+    app.include_router(page_router())
     # The edge, innermost first: the body limit, the rate limits (before routing, so a refused call
     # reaches no route), then CORS (so its preflights cost no rate and a 429 is readable cross-origin).
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -150,3 +84,47 @@ def create_app(
     # Added last, so outermost: it sees (and times) every answer, the other middleware's too.
     app.add_middleware(RequestLogMiddleware, clock=clock)
     return app
+
+
+async def _start_services(
+    app: FastAPI,
+    settings: Settings,
+    clock: Clock,
+    api: ManagementAPI,
+    redis: SharedRedis | None,
+    stack: contextlib.AsyncExitStack,
+) -> None:
+    """Build and start the engine, the event hub, Redis, the store and the metrics, in that order;
+    each is closed by `stack`, in the reverse order, also when a later one fails to start."""
+    coordination = RedisCoordination(redis, clock) if redis is not None else None
+    engine = Engine.from_settings(settings, api, clock, coordination)
+    app.state.engine = engine
+    app.state.manager = engine.manager
+    engine.manager.subscribe(log_manager_event)
+    relay = EventRelay(redis, coordination.replica, clock) if redis and coordination else None
+    app.state.events = events = EventHub(engine.manager, engine, clock, relay=relay)
+    if redis is not None:
+        await redis.start()
+        stack.push_async_callback(redis.aclose)
+    if relay is not None:
+        await relay.start(events.deliver)
+        stack.push_async_callback(relay.aclose)
+    store = SqlStore(database_url(settings.database_url, settings.data_dir))
+    await store.open()
+    stack.push_async_callback(store.close)
+    app.state.recorder = recorder = Recorder(
+        store, engine.manager, clock, retention_days=settings.audit_retention_days
+    )
+    await recorder.start()
+    stack.push_async_callback(recorder.close)
+    app.state.metrics = metrics = Metrics(
+        engine.manager,
+        engine.clock,
+        costs=recorder.billing,
+        degraded=(lambda: not redis.healthy) if redis is not None else None,
+        leader=lambda: engine.manager.leading,
+    )
+    metrics.attach(engine)
+    stack.push_async_callback(engine.aclose)  # also after a start that failed half-way
+    await engine.start()
+    stack.callback(events.close)  # first of all: open streams end, so the server need not wait for them
