@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +18,11 @@ from .conftest import (
     VIEWER_KEY,
     Process,
     api,
+    base_env,
+    free_port,
     sim_calls,
     sim_set,
+    start,
     start_server,
     status_of,
     wait_until,
@@ -236,3 +241,51 @@ def test_held_stream_gets_headers_heartbeats_and_who_served(gateway: Process, si
         later - earlier <= 5
         for earlier, later in zip([headers_at, *waits], [*waits, lines[first_data][0]], strict=False)
     )
+
+
+@pytest.fixture
+def slow_simulator() -> Iterator[Process]:
+    """A simulator that streams ten tokens a second, so a stream lasts several seconds."""
+    port = free_port()
+    env = base_env(CRAZY_GARY_SIM_COLD_START="30", CRAZY_GARY_SIM_TOKENS_PER_SECOND="10")
+    process = start(["simulate", "--port", str(port)], env, f"http://127.0.0.1:{port}", "/_sim/calls")
+    yield process
+    process.stop()
+
+
+def _open_stream(gateway: Process, model: str) -> socket.socket:
+    """A chat stream asked for on a raw connection, which the test can drop at any moment."""
+    body = json.dumps({"model": model, "messages": MESSAGES, "stream": True}).encode()
+    port = int(gateway.url.rsplit(":", 1)[1])
+    connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+    connection.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {USER_KEY}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    return connection
+
+
+def test_a_caller_who_leaves_a_stream_is_let_go(slow_simulator: Process) -> None:
+    """A caller who drops a stream halfway is no longer in flight within a second or two, long before
+    the stream would have ended; one who leaves while the stream is held for a cold start is no
+    longer held or in flight once its headers would have gone."""
+    gateway = start_server(slow_simulator, CRAZY_GARY_FALLBACK_WAIT="60")
+    try:
+        sim_set(slow_simulator, "endpoints/gpt-oss-20b", state="running")
+        wait_until(lambda: status_of(gateway, "20b")["status"] == "running")
+        connection = _open_stream(gateway, "20b")
+        assert b"data:" in connection.recv(65536) + connection.recv(65536)
+        assert status_of(gateway, "20b")["in_flight"] == 1
+        dropped = time.monotonic()
+        connection.close()
+        wait_until(lambda: status_of(gateway, "20b")["in_flight"] == 0, timeout=3)
+        assert time.monotonic() - dropped < 3  # the answer alone streams for about ten seconds
+
+        connection = _open_stream(gateway, "120b")  # asleep: woken, with a cold start of 30 s
+        wait_until(lambda: status_of(gateway, "120b")["pending"] == 1)
+        connection.close()
+        wait_until(lambda: status_of(gateway, "120b")["pending"] == 0, timeout=8)
+        assert status_of(gateway, "120b")["in_flight"] == 0
+    finally:
+        gateway.stop()
