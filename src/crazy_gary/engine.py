@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from crazy_gary.clock import Clock
+from crazy_gary.clock import Clock, wait_event
 from crazy_gary.config import Settings
 from crazy_gary.core.endpoint import Endpoint
 from crazy_gary.core.manager import HuggingFaceEndpointManager
@@ -23,6 +23,7 @@ from crazy_gary.hf.inference import InferenceClient, UpstreamResponse
 __all__ = ["BadRequest", "ChatRequest", "Engine", "Exchange", "RequestEvent"]
 
 CHAT_PATH = "/v1/chat/completions"
+READ_AGAIN = 5.0  # seconds to wait for a fresh reading of an endpoint that answered 503
 
 
 class BadRequest(CrazyGaryError):
@@ -211,6 +212,7 @@ class Engine:
 
     async def _open(self, request: ChatRequest, trace: _Trace) -> Exchange:
         exclude: set[str] = set()
+        gone_cold: set[str] = set()
         why: FallbackReason | None = None
         while True:
             decision = await self.router.route(request.key, exclude=frozenset(exclude), why=why)
@@ -222,6 +224,12 @@ class Engine:
                 self.manager.end_request(decision.key)
                 trace.retries += exc.attempts - 1
                 trace.errors.append(exc.kind if exc.status is None else f"status_{exc.status}")
+                if decision.key not in gone_cold and await self._gone_cold(endpoint, exc):
+                    # routed again, it is now asleep or starting: woken, and the request waits or falls
+                    # back as at any cold start (once per endpoint, so a flapping one cannot loop)
+                    endpoint.breaker.release()
+                    gone_cold.add(decision.key)
+                    continue
                 self._count_failure(endpoint, exc)
                 exclude.add(decision.key)
                 why = why or _reason_for(exc)
@@ -249,6 +257,21 @@ class Engine:
     async def _send(self, request: ChatRequest, endpoint: Endpoint, decision: Decision) -> UpstreamResponse:
         headers = self._managed_headers if endpoint.spec.managed else self._plain_headers
         return await self.inference.open(decision.url + CHAT_PATH, request.body_for(endpoint), headers)
+
+    async def _gone_cold(self, endpoint: Endpoint, exc: UpstreamError) -> bool:
+        """Whether a 503 came from an endpoint that stopped running since it was last read (HF's own
+        scale-to-zero, or a sleep through another replica): its state is read again to tell."""
+        if exc.status != 503 or not endpoint.spec.managed:
+            return False
+        asked = self.clock.now()
+        self.manager.hurry(endpoint.key)
+        deadline = self.clock.monotonic() + READ_AGAIN
+        while endpoint.observed_at is None or endpoint.observed_at < asked:
+            updated = endpoint.updated()
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0 or not await wait_event(self.clock, updated, remaining):
+                break
+        return endpoint.status() is not EndpointStatus.RUNNING
 
     def _count_failure(self, endpoint: Endpoint, exc: UpstreamError) -> None:
         """A real failure opens the circuit; a 429, or a 503 from an endpoint gone cold, does not."""

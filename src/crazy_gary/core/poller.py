@@ -139,12 +139,12 @@ class StatusPoller:
         hurried = True
         while True:
             if hurried or self._own_reading_due(endpoints):
+                kick.clear()  # before the reading: a hurry while it is under way asks for another one
                 await self._refresh(namespace, endpoints)
             moving = any(
                 endpoint.operation is not None or not endpoint.reachable or endpoint.status() in _MOVING
                 for endpoint in endpoints
             )
-            kick.clear()
             hurried = await wait_event(self._clock, kick, self.fast_interval if moving else self.interval)
 
     def _own_reading_due(self, endpoints: list[Endpoint]) -> bool:
