@@ -15,7 +15,7 @@ from crazy_gary.clock import ManualClock
 from crazy_gary.core.breaker import BreakerState
 from crazy_gary.core.events import ManagerEvent
 from crazy_gary.core.manager import HuggingFaceEndpointManager
-from crazy_gary.core.ports import Observation, Presence
+from crazy_gary.core.ports import Presence, Reading
 from crazy_gary.core.status import EndpointStatus
 
 from .fakes import FakeManagement
@@ -31,7 +31,7 @@ class Board:
     clock: ManualClock
     leader: tuple[str, float] | None = None  # (replica, lease ends)
     presence: dict[str, dict[str, Presence]] = field(default_factory=dict)
-    readings: dict[str, Observation] = field(default_factory=dict)
+    readings: dict[str, Reading] = field(default_factory=dict)
     circuits: dict[str, float] = field(default_factory=dict)
 
     def seat(self, replica: str) -> Seat:
@@ -64,11 +64,11 @@ class Seat:
                 together[key] = Presence(max(times, default=None), known.in_flight + presence.in_flight)
         return together
 
-    async def share_observations(self, ours: Iterable[Observation]) -> list[Observation]:
-        for observation in ours:
-            known = self.board.readings.get(observation.namespace)
-            if known is None or known.asked_at < observation.asked_at:
-                self.board.readings[observation.namespace] = observation
+    async def share_readings(self, ours: Iterable[Reading]) -> list[Reading]:
+        for reading in ours:
+            known = self.board.readings.get(reading.namespace)
+            if known is None or known.asked_at < reading.asked_at:
+                self.board.readings[reading.namespace] = reading
         return list(self.board.readings.values())
 
     async def share_circuits(self, opened: Mapping[str, float]) -> Mapping[str, float]:

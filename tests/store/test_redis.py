@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from crazy_gary.clock import ManualClock
-from crazy_gary.core.ports import Observation, Presence, UpstreamEndpoint
+from crazy_gary.core.ports import Presence, Reading, UpstreamEndpoint
 from crazy_gary.store.redis import RedisCoordination, SharedRedis
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -98,16 +98,16 @@ async def test_the_newest_reading_of_a_namespace_is_shared(seats: tuple[RedisCoo
     a, b = seats
     running = UpstreamEndpoint("demo", "gpt-oss-120b", "running", url="http://x", vendor="aws")
     paused = UpstreamEndpoint("demo", "gpt-oss-120b", "paused")
-    assert await a.share_observations([Observation("demo", 100.0, (running,))]) == [
-        Observation("demo", 100.0, (running,))
+    assert await a.share_readings([Reading("demo", 100.0, (running,))]) == [
+        Reading("demo", 100.0, (running,))
     ]
-    older = Observation("demo", 99.5, (paused,))
-    failed = Observation("other", 50.0, error="The management API answered 500.")
-    together = await b.share_observations([older, failed])
+    older = Reading("demo", 99.5, (paused,))
+    failed = Reading("other", 50.0, error="The management API answered 500.")
+    together = await b.share_readings([older, failed])
     assert together is not None
-    assert sorted(together, key=lambda o: o.namespace) == [Observation("demo", 100.0, (running,)), failed]
-    newer = Observation("demo", 100.25, (paused,))
-    assert newer in (await a.share_observations([newer]) or [])
+    assert sorted(together, key=lambda o: o.namespace) == [Reading("demo", 100.0, (running,)), failed]
+    newer = Reading("demo", 100.25, (paused,))
+    assert newer in (await a.share_readings([newer]) or [])
 
 
 async def test_presence_and_circuits_are_shared(seats: tuple[RedisCoordination, ...]) -> None:

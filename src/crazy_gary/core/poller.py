@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 
 from crazy_gary.clock import Clock, wait_event
 from crazy_gary.core.endpoint import Endpoint
-from crazy_gary.core.ports import ManagementAPI, Observation, UpstreamEndpoint
+from crazy_gary.core.ports import ManagementAPI, Reading, UpstreamEndpoint
 from crazy_gary.core.status import EndpointStatus
 from crazy_gary.errors import ManagementError
 
@@ -59,7 +59,7 @@ class StatusPoller:
         self._kicks: dict[str, asyncio.Event] = {namespace: asyncio.Event() for namespace in self._namespaces}
         self._tasks: list[asyncio.Task[None]] = []
         self._tickets = itertools.count(1)
-        self._observed: dict[str, Observation] = {}  # this replica's newest readings, not yet shared
+        self._unshared: dict[str, Reading] = {}  # this replica's newest readings, not yet shared
         self._leading = True  # among replicas, the leader reads HF for everyone while nothing moves
 
     def start(self) -> None:
@@ -122,17 +122,17 @@ class StatusPoller:
         self._on_change(endpoint, before)
         endpoint.notify()
 
-    def take_observations(self) -> list[Observation]:
+    def take_readings(self) -> list[Reading]:
         """This replica's newest reading of each namespace since the last call, to share."""
-        observed, self._observed = list(self._observed.values()), {}
-        return observed
+        readings, self._unshared = list(self._unshared.values()), {}
+        return readings
 
-    def adopt(self, observation: Observation) -> None:
+    def adopt(self, reading: Reading) -> None:
         """Apply another replica's reading of a namespace, to each endpoint it is newer for."""
-        endpoints = self._namespaces.get(observation.namespace, [])
-        newer = [e for e in endpoints if e.observed_at is None or e.observed_at < observation.asked_at]
+        endpoints = self._namespaces.get(reading.namespace, [])
+        newer = [e for e in endpoints if e.observed_at is None or e.observed_at < reading.asked_at]
         if newer:
-            self._record(observation.namespace, newer, observation, self.ticket())
+            self._record(reading.namespace, newer, reading, self.ticket())
 
     async def _poll_namespace(self, namespace: str, endpoints: list[Endpoint]) -> None:
         kick = self._kicks[namespace]
@@ -160,23 +160,21 @@ class StatusPoller:
         try:
             listed = tuple(await self._management.list(namespace))
         except ManagementError as exc:
-            observation = Observation(namespace, asked_at, error=exc.message)
+            reading = Reading(namespace, asked_at, error=exc.message)
         else:
-            observation = Observation(namespace, asked_at, listed)
-        self._observed[namespace] = observation
-        self._record(namespace, endpoints, observation, ticket)
+            reading = Reading(namespace, asked_at, listed)
+        self._unshared[namespace] = reading
+        self._record(namespace, endpoints, reading, ticket)
 
-    def _record(
-        self, namespace: str, endpoints: list[Endpoint], observation: Observation, ticket: int
-    ) -> None:
-        listed = {item.name: item for item in observation.endpoints}
+    def _record(self, namespace: str, endpoints: list[Endpoint], reading: Reading, ticket: int) -> None:
+        listed = {item.name: item for item in reading.endpoints}
         for endpoint in endpoints:
-            if observation.error is not None:
-                self.apply(endpoint, None, ticket, observation.error, asked_at=observation.asked_at)
+            if reading.error is not None:
+                self.apply(endpoint, None, ticket, reading.error, asked_at=reading.asked_at)
                 continue
             upstream = listed.get(endpoint.spec.name or "")
             missing = None if upstream else f"Hugging Face has no endpoint {namespace}/{endpoint.spec.name}."
-            self.apply(endpoint, upstream, ticket, missing, asked_at=observation.asked_at)
+            self.apply(endpoint, upstream, ticket, missing, asked_at=reading.asked_at)
 
     async def _probe(self, endpoint: Endpoint) -> None:
         url = endpoint.spec.inference_url or endpoint.spec.url

@@ -10,9 +10,9 @@ __all__ = [
     "Alone",
     "Coordination",
     "ManagementAPI",
-    "Observation",
     "PersistedEndpoint",
     "Presence",
+    "Reading",
     "UpstreamEndpoint",
 ]
 
@@ -93,7 +93,7 @@ class Presence:
 
 
 @dataclass(frozen=True)
-class Observation:
+class Reading:
     """What one reading of a namespace's endpoints found, as replicas tell each other: the endpoints
     listed, or why they could not be (`error`); `asked_at` is the wall time the question was asked."""
 
@@ -121,7 +121,7 @@ class Coordination(Protocol):
         activity, the sum of requests in flight), or None when nothing can be shared now."""
         ...
 
-    async def share_observations(self, ours: Iterable[Observation]) -> list[Observation] | None:
+    async def share_readings(self, ours: Iterable[Reading]) -> list[Reading] | None:
         """Tell the others this replica's newest readings of Hugging Face; the newest reading of each
         namespace by any replica, or None when nothing can be shared now."""
         ...
@@ -144,7 +144,7 @@ class Alone:
     async def share(self, ours: Mapping[str, Presence]) -> Mapping[str, Presence] | None:
         return None
 
-    async def share_observations(self, ours: Iterable[Observation]) -> list[Observation] | None:
+    async def share_readings(self, ours: Iterable[Reading]) -> list[Reading] | None:
         return None
 
     async def share_circuits(self, opened: Mapping[str, float]) -> Mapping[str, float] | None:

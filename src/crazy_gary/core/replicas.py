@@ -101,9 +101,9 @@ class ReplicaSync:
             self._autosleep.kick()
 
     async def _share_readings(self) -> None:
-        shared = await self._coordination.share_observations(self._poller.take_observations())
-        for observation in shared or ():
-            self._poller.adopt(observation)
+        shared = await self._coordination.share_readings(self._poller.take_readings())
+        for reading in shared or ():
+            self._poller.adopt(reading)
 
     async def _share_circuits(self) -> None:
         opened = {

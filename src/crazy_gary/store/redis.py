@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from crazy_gary.clock import Clock
-from crazy_gary.core.ports import Observation, Presence, UpstreamEndpoint
+from crazy_gary.core.ports import Presence, Reading, UpstreamEndpoint
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -159,7 +159,7 @@ class RedisCoordination:
     Keys: `wake:<endpoint>` (a claim), `leader` (the lease, holding the leader's id), `activity` (a
     sorted set: endpoint → newest activity, raised only with ZADD GT), `replicas` (a sorted set:
     replica → when it last spoke), `in-flight:<replica>` (a hash: endpoint → requests, expiring
-    with the replica's silence, so a replica that died stops counting), `states` and `states-at` (a
+    with the replica's silence, so a replica that died stops counting), `readings` and `readings-at` (a
     hash of each namespace's newest reading of HF as JSON, and when it was asked) and `circuits` (a
     sorted set: endpoint → when its circuit last opened, raised only with ZADD GT).
     """
@@ -252,16 +252,18 @@ class RedisCoordination:
             return True
         return bool(claimed)
 
-    async def share_observations(self, ours: Iterable[Observation]) -> list[Observation] | None:
+    async def share_readings(self, ours: Iterable[Reading]) -> list[Reading] | None:
         from redis.exceptions import RedisError
 
         if not self._redis.healthy:
             return None
         arguments: list[Any] = []
-        for observation in ours:
-            arguments += [observation.namespace, repr(observation.asked_at), _encode(observation)]
+        for reading in ours:
+            arguments += [reading.namespace, repr(reading.asked_at), _encode(reading)]
         try:
-            flat = await self._readings([self._redis.key("states"), self._redis.key("states-at")], arguments)
+            flat = await self._readings(
+                [self._redis.key("readings"), self._redis.key("readings-at")], arguments
+            )
         except (RedisError, OSError) as exc:
             self._redis.failed(exc)
             return None
@@ -289,12 +291,12 @@ class RedisCoordination:
 _UPSTREAM_FIELDS = frozenset(field.name for field in dataclasses.fields(UpstreamEndpoint))
 
 
-def _encode(observation: Observation) -> str:
-    endpoints = [dataclasses.asdict(endpoint) for endpoint in observation.endpoints]
-    return json.dumps({"asked_at": observation.asked_at, "endpoints": endpoints, "error": observation.error})
+def _encode(reading: Reading) -> str:
+    endpoints = [dataclasses.asdict(endpoint) for endpoint in reading.endpoints]
+    return json.dumps({"asked_at": reading.asked_at, "endpoints": endpoints, "error": reading.error})
 
 
-def _decode(namespace: bytes, raw: bytes) -> Observation | None:
+def _decode(namespace: bytes, raw: bytes) -> Reading | None:
     """A reading as another replica stored it; None when it cannot be read (not one of ours)."""
     try:
         data = json.loads(raw)
@@ -303,6 +305,6 @@ def _decode(namespace: bytes, raw: bytes) -> Observation | None:
             for item in data["endpoints"]
         )
         error = data["error"]
-        return Observation(namespace.decode(), float(data["asked_at"]), endpoints, error if error else None)
+        return Reading(namespace.decode(), float(data["asked_at"]), endpoints, error if error else None)
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
