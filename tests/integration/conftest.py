@@ -95,11 +95,21 @@ def start(args: list[str], env: dict[str, str], url: str, ready_path: str) -> Pr
     return process
 
 
+def start_simulator(
+    *, cold_start: float = 1.0, tokens_per_second: float = 1000, token: str | None = None
+) -> Process:
+    """`crazy-gary simulate` on a free port: cold starts of `cold_start` s, answers at that pace."""
+    port = free_port()
+    env = base_env(
+        CRAZY_GARY_SIM_COLD_START=str(cold_start), CRAZY_GARY_SIM_TOKENS_PER_SECOND=str(tokens_per_second)
+    )
+    args = ["simulate", "--port", str(port), *(["--token", token] if token else [])]
+    return start(args, env, f"http://127.0.0.1:{port}", "/_sim/calls")
+
+
 @pytest.fixture
 def simulator() -> Iterator[Process]:
-    port = free_port()
-    env = base_env(CRAZY_GARY_SIM_COLD_START="1.0", CRAZY_GARY_SIM_TOKENS_PER_SECOND="1000")
-    process = start(["simulate", "--port", str(port)], env, f"http://127.0.0.1:{port}", "/_sim/calls")
+    process = start_simulator()
     yield process
     process.stop()
 

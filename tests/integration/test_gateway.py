@@ -18,12 +18,10 @@ from .conftest import (
     VIEWER_KEY,
     Process,
     api,
-    base_env,
-    free_port,
     sim_calls,
     sim_set,
-    start,
     start_server,
+    start_simulator,
     status_of,
     wait_until,
 )
@@ -246,9 +244,7 @@ def test_held_stream_gets_headers_heartbeats_and_who_served(gateway: Process, si
 @pytest.fixture
 def slow_simulator() -> Iterator[Process]:
     """A simulator that streams ten tokens a second, so a stream lasts several seconds."""
-    port = free_port()
-    env = base_env(CRAZY_GARY_SIM_COLD_START="30", CRAZY_GARY_SIM_TOKENS_PER_SECOND="10")
-    process = start(["simulate", "--port", str(port)], env, f"http://127.0.0.1:{port}", "/_sim/calls")
+    process = start_simulator(cold_start=30, tokens_per_second=10)
     yield process
     process.stop()
 

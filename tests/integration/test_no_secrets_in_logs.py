@@ -17,10 +17,8 @@ from .conftest import (
     USER_KEY,
     VIEWER_KEY,
     Process,
-    base_env,
-    free_port,
-    start,
     start_server,
+    start_simulator,
     wait_until,
 )
 
@@ -31,10 +29,7 @@ CHAT = {"model": "120b", "messages": [{"role": "user", "content": "Why do large 
 
 @pytest.fixture
 def secret_simulator() -> Iterator[Process]:
-    port = free_port()
-    env = base_env(CRAZY_GARY_SIM_COLD_START="1.0", CRAZY_GARY_SIM_TOKENS_PER_SECOND="1000")
-    args = ["simulate", "--port", str(port), "--token", HF_TOKEN]
-    process = start(args, env, f"http://127.0.0.1:{port}", "/_sim/calls")
+    process = start_simulator(token=HF_TOKEN)
     yield process
     process.stop()
 
