@@ -92,14 +92,13 @@ class CircuitBreaker:
         the cooldown. Whether that changed anything (an older or lapsed opening does not)."""
         if self.opened_wall is not None and at <= self.opened_wall:
             return False
-        self.opened_wall = at
         elapsed = max(0.0, self.clock.now() - at)
-        if elapsed >= self.cooldown:
-            return False
-        self._open()
-        self._opened_at -= elapsed
+        opens = elapsed < self.cooldown
+        if opens:
+            self._open()
+            self._opened_at -= elapsed
         self.opened_wall = at
-        return True
+        return opens
 
     def _remember(self, ok: bool) -> None:
         self._outcomes.append(ok)

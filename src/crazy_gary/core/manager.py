@@ -62,8 +62,9 @@ class HuggingFaceEndpointManager:
             for spec in specs
         }
         self._observers: list[Callable[[ManagerEvent], None]] = []
+        endpoints = list(self._endpoints.values())
         self._poller = StatusPoller(
-            self._endpoints.values(),
+            endpoints,
             management,
             clock,
             interval=poll_interval,
@@ -71,11 +72,12 @@ class HuggingFaceEndpointManager:
             on_change=self._state_changed,
         )
         self._runner = OperationRunner(management, self._poller, clock, sleep_mode, coordination)
-        self._autosleep = AutoSleeper(self._endpoints.values(), clock, sleep=self._auto_sleep)
+        self._autosleep = AutoSleeper(endpoints, clock, sleep=self._auto_sleep)
         self._sync: ReplicaSync | None = None
         if coordination is not None:
-            parts = (self._endpoints.values(), coordination, self._autosleep, self._poller, clock)
-            self._sync = ReplicaSync(*parts, circuit_opened=self._announce_state)
+            self._sync = ReplicaSync(
+                endpoints, coordination, self._autosleep, self._poller, clock, announce=self._announce_state
+            )
         self._operations: set[asyncio.Task[None]] = set()
         self._started = False
         self._recovery: asyncio.Task[None] | None = None

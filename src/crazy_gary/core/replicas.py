@@ -45,14 +45,14 @@ class ReplicaSync:
         poller: StatusPoller,
         clock: Clock,
         *,
-        circuit_opened: Callable[[Endpoint], None],
+        announce: Callable[[Endpoint], None],
         interval: float = SYNC_INTERVAL,
     ) -> None:
         self._endpoints = {endpoint.key: endpoint for endpoint in endpoints if endpoint.spec.managed}
         self._coordination = coordination
         self._autosleep = autosleep
         self._poller = poller
-        self._circuit_opened = circuit_opened
+        self._announce = announce  # tells the manager's observers of an endpoint's new state
         self._clock = clock
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
@@ -116,7 +116,7 @@ class ReplicaSync:
             endpoint = self._endpoints.get(key)
             if endpoint is not None and endpoint.breaker.open_since(at):
                 logger.info("the circuit of %s opened through another replica", key)
-                self._circuit_opened(endpoint)
+                self._announce(endpoint)
 
     async def _run(self) -> None:
         while True:
