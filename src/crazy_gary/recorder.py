@@ -49,6 +49,7 @@ class Recorder:
         self._history: dict[str, list[tuple[float, str]]] = {}
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._writing: asyncio.Future[float] | None = None
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -66,6 +67,8 @@ class Recorder:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        if self._writing is not None:
+            await self._writing  # a write under way when the task stopped
         try:
             await self.flush()
         except StoreError as exc:
@@ -162,13 +165,21 @@ class Recorder:
         while True:
             await wait_event(self._clock, self._kick, self._interval)
             self._kick.clear()
-            try:
-                await self.flush()
-                if self._clock.now() - last_prune >= DAY:
-                    last_prune = self._clock.now()
-                    await self.store.prune_audit(last_prune - self._retention)
-            except StoreError as exc:
-                logger.warning("store write failed, will retry: %s", exc.message)
+            # shielded: a shutdown lets a write under way finish (close() waits for it, then writes the
+            # rest) rather than cutting it off and losing the entries it had taken
+            self._writing = asyncio.ensure_future(self._write(last_prune))
+            last_prune = await asyncio.shield(self._writing)
+
+    async def _write(self, last_prune: float) -> float:
+        """Flush, and prune the audit log once a day; a store that fails is tried again later."""
+        try:
+            await self.flush()
+            if self._clock.now() - last_prune >= DAY:
+                last_prune = self._clock.now()
+                await self.store.prune_audit(last_prune - self._retention)
+        except StoreError as exc:
+            logger.warning("store write failed, will retry: %s", exc.message)
+        return last_prune
 
     # -- reading ------------------------------------------------------------------------------
     async def audit(self, query: AuditQuery) -> list[AuditEntry]:

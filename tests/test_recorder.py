@@ -1,0 +1,61 @@
+"""The Recorder against a real SQLite store, on the manual clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from crazy_gary.clock import ManualClock
+from crazy_gary.core.events import ManagerEvent
+from crazy_gary.core.manager import HuggingFaceEndpointManager
+from crazy_gary.recorder import Recorder
+from crazy_gary.store import SqlStore, database_url
+from crazy_gary.store.base import AuditEntry, AuditQuery
+
+from .core.fakes import FakeManagement
+from .core.test_manager import SPECS
+
+
+class HeldWrites:
+    """The real store, except that writing audit entries waits until the test lets it go on."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self.writing = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def add_audit(self, entries: Sequence[AuditEntry]) -> None:
+        if entries:
+            self.writing.set()
+            await self.go_on.wait()
+        await self._store.add_audit(entries)
+
+
+async def test_a_write_under_way_at_shutdown_is_finished_not_lost(tmp_path: Path) -> None:
+    """Closing while the background task writes an operation's audit entry lets that write finish:
+    the entry is in the store afterwards (it was lost when the write was cancelled)."""
+    clock = ManualClock()
+    store = SqlStore(database_url(None, tmp_path))
+    await store.open()
+    held = HeldWrites(store)
+    manager = HuggingFaceEndpointManager(SPECS, FakeManagement(clock, {}), clock)
+    recorder = Recorder(held, manager, clock)  # type: ignore[arg-type]  # the store, with held writes
+    try:
+        await recorder.start()
+        recorder.on_event(ManagerEvent("operation_done", "20b", operation="wake", actor="ops", success=True))
+        await asyncio.wait_for(held.writing.wait(), timeout=5)
+        closing = asyncio.create_task(recorder.close())
+        await clock.settle()  # close() has stopped the background task while its write waits
+        held.go_on.set()
+        await closing
+        entries = await store.audit(AuditQuery())
+        assert [(e.actor, e.operation, e.model_type, e.success) for e in entries] == [
+            ("ops", "wake", "20b", True)
+        ]
+    finally:
+        await store.close()
