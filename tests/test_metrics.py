@@ -11,12 +11,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from crazy_gary.clock import ManualClock
 from crazy_gary.config import Settings
-from crazy_gary.core.manager import ManagerEvent
+from crazy_gary.core.manager import HuggingFaceEndpointManager, ManagerEvent
 from crazy_gary.core.status import EndpointStatus, EndpointView
 from crazy_gary.engine import Engine, RequestEvent
-from crazy_gary.metrics import Metrics, actor_kind
+from crazy_gary.metrics import BackgroundErrors, Metrics, actor_kind
 
 from .core.fakes import FakeManagement
+from .core.test_manager import SPECS
+from .core.test_supervisor import FailingList
 
 
 def view(
@@ -317,3 +319,20 @@ async def test_attached_metrics_follow_a_real_wake(engine: Engine, clock: Manual
     wake_time = sample(metrics, "crazy_gary_wake_duration_seconds_sum", endpoint="120b")
     assert wake_time is not None
     assert 20.0 <= wake_time <= 21.0
+
+
+async def test_a_background_failure_is_counted_by_task(clock: ManualClock) -> None:
+    """A poller's unexpected error shows as crazy_gary_background_errors_total{task="poller:demo"} 1."""
+    hf = FailingList(clock, {"gpt-oss-120b": "running", "gpt-oss-20b": "running"})
+    errors = BackgroundErrors()
+    metrics = Metrics(Views(), clock, background_errors=errors)
+    async with HuggingFaceEndpointManager(SPECS, hf, clock, poll_interval=10, on_background_error=errors):
+        await clock.settle()
+        hf.failures.append(KeyError("gpt-oss-20b"))
+        await clock.advance(11)
+    rendered = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for sample in family.samples
+    }
+    assert rendered[("crazy_gary_background_errors_total", (("task", "poller:demo"),))] == 1.0

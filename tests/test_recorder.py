@@ -10,6 +10,7 @@ from typing import Any
 from crazy_gary.clock import ManualClock
 from crazy_gary.core.events import ManagerEvent
 from crazy_gary.core.manager import HuggingFaceEndpointManager
+from crazy_gary.core.supervisor import BackgroundFailure
 from crazy_gary.recorder import Recorder
 from crazy_gary.store import SqlStore, database_url
 from crazy_gary.store.base import AuditEntry, AuditQuery
@@ -58,4 +59,49 @@ async def test_a_write_under_way_at_shutdown_is_finished_not_lost(tmp_path: Path
             ("ops", "wake", "20b", True)
         ]
     finally:
+        await store.close()
+
+
+class FailsOnce:
+    """The real store, except that the first write of audit entries raises an unexpected error."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self.failed = asyncio.Event()
+        self.written = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def add_audit(self, entries: Sequence[AuditEntry]) -> None:
+        if entries and not self.failed.is_set():
+            self.failed.set()
+            raise RuntimeError("not a StoreError")
+        await self._store.add_audit(entries)
+        if entries:
+            self.written.set()
+
+
+async def test_the_writer_outlives_an_unexpected_error(tmp_path: Path) -> None:
+    """A write failing with an unexpected error is reported as `recorder`, and the entries it had
+    taken are written on the next try, after the backoff."""
+    clock = ManualClock()
+    store = SqlStore(database_url(None, tmp_path))
+    await store.open()
+    manager = HuggingFaceEndpointManager(SPECS, FakeManagement(clock, {}), clock)
+    failing = FailsOnce(store)
+    recorder = Recorder(failing, manager, clock)  # type: ignore[arg-type]  # the store, failing once
+    failures: list[BackgroundFailure] = []
+    try:
+        await recorder.start(failures.append)
+        recorder.on_event(ManagerEvent("operation_done", "20b", operation="wake", actor="ops", success=True))
+        await asyncio.wait_for(failing.failed.wait(), timeout=5)
+        await clock.settle()
+        assert [(f.task, f.retry_in) for f in failures] == [("recorder", 1.0)]
+        await clock.advance(2)  # the backoff, then the flush interval
+        await asyncio.wait_for(failing.written.wait(), timeout=5)
+        entries = await store.audit(AuditQuery())
+        assert [(e.actor, e.operation) for e in entries] == [("ops", "wake")]
+    finally:
+        await recorder.close()
         await store.close()

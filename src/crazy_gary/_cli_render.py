@@ -108,12 +108,22 @@ def state_text(state: object) -> Text:
     return Text(word, style=STATE_STYLES.get(word, ""))
 
 
+def _hf_says(fields: Mapping[str, Any]) -> str | None:
+    """HF's message (`Endpoint waiting to be scheduled`) and its own idle timer, when it has them."""
+    parts = [str(fields["hf_message"])] if fields.get("hf_message") else []
+    timer = fields.get("hf_scale_to_zero_timeout")
+    if isinstance(timer, int):
+        parts.append(f"idle timer {timer} min")
+    return "; ".join(parts) or None
+
+
 def status_table(endpoints: Mapping[str, Any], now: float) -> Table:
     """One row per endpoint key: state, HF state, auto-sleep countdown, last activity, url."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     table.add_column("endpoint", no_wrap=True)
     table.add_column("state", no_wrap=True)
     table.add_column("HF state", no_wrap=True)
+    table.add_column("HF says", overflow="fold")
     table.add_column("auto-sleep in", justify="right", no_wrap=True)
     table.add_column("last activity", no_wrap=True)
     table.add_column("url", overflow="fold")
@@ -123,6 +133,7 @@ def status_table(endpoints: Mapping[str, Any], now: float) -> Table:
             Text(str(key), style="bold"),
             state_text(fields.get("status")),
             _text(fields.get("hf_state")),
+            _text(_hf_says(fields)),
             Text(format_countdown(fields.get("auto_sleep_in"))),
             Text(format_ago(fields.get("last_activity"), now)),
             _text(fields.get("url")),

@@ -90,7 +90,7 @@ class HarmonyClient:
                 url = (
                     await self._stack.enter_async_context(SimulatorServer(config, self._clock))
                 ).management_url
-            owned = HfManagement(self._settings.token, url)
+            owned = HfManagement(self._settings.token, url, clock=self._clock)
             self._stack.push_async_callback(owned.aclose)
             management = owned
         self._engine = Engine.from_settings(self._settings, management, self._clock)

@@ -131,6 +131,15 @@ class Settings(BaseSettings):
     config_file: Path | None = _alias(CONFIG_VARIABLE, None)
     poll_interval: float = _alias("CRAZY_GARY_POLL_INTERVAL", 10.0, gt=0, allow_inf_nan=False)
     poll_fast_interval: float = _alias("CRAZY_GARY_POLL_FAST_INTERVAL", 1.0, gt=0, allow_inf_nan=False)
+    hf_scale_to_zero: str = _alias("CRAZY_GARY_HF_SCALE_TO_ZERO", "auto")
+
+    @field_validator("hf_scale_to_zero")
+    @classmethod
+    def _idle_timer(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value in ("auto", "off") or (value.isdigit() and int(value) >= 1):
+            return value
+        raise ValueError(f"'{value[:40]}' is not auto, off or a whole number of minutes (1 or more)")
 
     @field_validator("endpoints_api_url")
     @classmethod
@@ -292,6 +301,7 @@ def load_simulator_config(**overrides: Any) -> SimulatorConfig:
         cold_start=values.cold_start,
         tokens_per_second=values.tokens_per_second,
         initial_state=values.initial_state,
+        minute=values.minute,
     )
 
 
@@ -306,3 +316,4 @@ class _SimulatorSettings(BaseSettings):
     initial_state: Literal["scaledToZero", "paused", "running", "failed", "initializing", "pending"] = _alias(
         "CRAZY_GARY_SIM_INITIAL_STATE", "scaledToZero"
     )
+    minute: float = _alias("CRAZY_GARY_SIM_MINUTE", 60.0, gt=0, allow_inf_nan=False)

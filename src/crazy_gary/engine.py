@@ -17,6 +17,7 @@ from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.core.ports import Coordination, ManagementAPI
 from crazy_gary.core.routing import Decision, FallbackReason, Router
 from crazy_gary.core.status import EndpointStatus
+from crazy_gary.core.supervisor import ErrorHook
 from crazy_gary.errors import CrazyGaryError, NoCapacity, UpstreamError
 from crazy_gary.hf.inference import InferenceClient, UpstreamResponse
 
@@ -122,9 +123,14 @@ class Engine:
         management: ManagementAPI,
         clock: Clock,
         coordination: Coordination | None = None,
+        *,
+        on_background_error: ErrorHook | None = None,
     ) -> Engine:
-        """The manager, router and pooled client as the settings describe them."""
-        manager = HuggingFaceEndpointManager.from_settings(settings, management, clock, coordination)
+        """The manager, router and pooled client as the settings describe them; `on_background_error`
+        is told of each unexpected failure of the manager's background loops."""
+        manager = HuggingFaceEndpointManager.from_settings(
+            settings, management, clock, coordination, on_background_error=on_background_error
+        )
         router = Router(
             manager, clock, fallback_wait=settings.fallback_wait, max_pending=settings.max_pending
         )

@@ -371,3 +371,5 @@ def log_manager_event(event: ManagerEvent) -> None:
         )
     elif event.kind == "state":
         _operations.info("state_changed", endpoint=event.key, status=event.status, hf_state=event.hf_state)
+    elif event.kind == "wake_request":
+        _operations.info("wake_request_sent", endpoint=event.key, kind=event.operation)

@@ -17,9 +17,10 @@ from crazy_gary.clock import Clock
 from crazy_gary.core.breaker import BreakerState
 from crazy_gary.core.manager import ManagerEvent
 from crazy_gary.core.status import EndpointStatus, EndpointView
+from crazy_gary.core.supervisor import BackgroundFailure
 from crazy_gary.engine import Engine, RequestEvent
 
-__all__ = ["CostProvider", "Metrics", "StatusSource", "actor_kind"]
+__all__ = ["BackgroundErrors", "CostProvider", "Metrics", "StatusSource", "actor_kind"]
 
 CostProvider = Callable[[], Mapping[str, tuple[float, float]]]
 """Endpoint key → (billed seconds, US dollars) so far; both only grow."""
@@ -137,6 +138,23 @@ class _LiveCollector(Collector):
         yield leader
 
 
+class BackgroundErrors:
+    """`crazy_gary_background_errors_total{task}`, counted as the supervisor's error hook
+    (`crazy_gary.core.supervisor.ErrorHook`). Built before the manager whose loops it counts; shown
+    by the :class:`Metrics` it is given to."""
+
+    def __init__(self) -> None:
+        self.counter = Counter(
+            "crazy_gary_background_errors",
+            "Unexpected exceptions of background tasks (a loop runs again after a backoff).",
+            ["task"],
+            registry=None,
+        )
+
+    def __call__(self, failure: BackgroundFailure) -> None:
+        self.counter.labels(task=failure.task).inc()
+
+
 class Metrics:
     """The process's Prometheus metrics, in a registry of their own; `attach` it to an engine to fill it."""
 
@@ -150,11 +168,14 @@ class Metrics:
         costs: CostProvider | None = None,
         degraded: Callable[[], bool] | None = None,
         leader: Callable[[], bool] | None = None,
+        background_errors: BackgroundErrors | None = None,
     ) -> None:
         self._clock = clock
         self._wakes_started: dict[str, float] = {}
         self.registry = CollectorRegistry()
         self.registry.register(_LiveCollector(manager, costs, degraded, leader))
+        self.background_errors = background_errors or BackgroundErrors()
+        self.registry.register(self.background_errors.counter)
         self._counters()
         self._histograms()
 
@@ -167,6 +188,11 @@ class Metrics:
         )
         self._operations = counter(
             "crazy_gary_operations", "Wakes and sleeps that ended.", ["operation", "endpoint", "outcome"]
+        )
+        self._wake_requests = counter(
+            "crazy_gary_wake_requests",
+            "What wakes sent to start an endpoint: a health request, an inference request, a resume.",
+            ["endpoint", "kind"],
         )
         self._operations_started = counter(
             "crazy_gary_operations_started",
@@ -221,6 +247,8 @@ class Metrics:
             self._operation_began(event.key, event.operation, event.actor)
         elif event.kind == "operation_done" and event.operation is not None:
             self._operation_ended(event.key, event.operation, bool(event.success))
+        elif event.kind == "wake_request" and event.operation is not None:
+            self._wake_requests.labels(endpoint=event.key, kind=event.operation).inc()
 
     def _operation_began(self, key: str, operation: str, actor: str | None) -> None:
         self._operations_started.labels(operation=operation, endpoint=key, actor_kind=actor_kind(actor)).inc()

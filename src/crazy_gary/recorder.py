@@ -16,6 +16,7 @@ from crazy_gary.clock import Clock, wait_event
 from crazy_gary.core.costs import CostReport, cost_report
 from crazy_gary.core.manager import HuggingFaceEndpointManager, ManagerEvent
 from crazy_gary.core.ports import PersistedEndpoint
+from crazy_gary.core.supervisor import ErrorHook, Supervisor, stop
 from crazy_gary.errors import StoreError
 from crazy_gary.store.base import AuditEntry, AuditQuery, Store, Transition
 
@@ -52,23 +53,25 @@ class Recorder:
         self._writing: asyncio.Future[float] | None = None
         self._lock = asyncio.Lock()
 
-    async def start(self) -> None:
-        """Restore the manager from the store (before the manager starts) and begin writing."""
+    async def start(self, on_error: ErrorHook | None = None) -> None:
+        """Restore the manager from the store (before the manager starts) and begin writing, in a task
+        that survives unexpected errors (logged, and told to `on_error`)."""
         self._saved = await self.store.load_endpoints()
         self._manager.restore(self._saved)
         for key in self._manager.keys:
             self._history[key] = [(t.at, t.state) for t in await self.store.transitions(key)]
         await self.store.prune_audit(self._clock.now() - self._retention)
         self._manager.subscribe(self.on_event)
-        self._task = asyncio.create_task(self._run())
+        self._task = Supervisor(self._clock, on_error).loop("recorder", self._run)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        if self._writing is not None:
-            await self._writing  # a write under way when the task stopped
+        task, self._task = self._task, None
+        await stop([task])
+        writing, self._writing = self._writing, None
+        if writing is not None and not writing.done():  # a done one was awaited by the task
+            await asyncio.wait([writing])  # a write under way when the task stopped finishes
+            if not writing.cancelled() and writing.exception() is not None:
+                logger.error("the write under way at shutdown failed", exc_info=writing.exception())
         try:
             await self.flush()
         except StoreError as exc:
@@ -97,6 +100,7 @@ class Recorder:
                 event.key,
                 bool(event.success),
                 error=event.error,
+                details=dict(event.details) if event.details else None,
                 request_id=event.request_id,
             )
         if event.kind != "state":
@@ -154,7 +158,7 @@ class Recorder:
                 await self.store.save_endpoints(changed)
                 await self.store.add_transitions(transitions)
                 await self.store.add_audit(audit)
-            except StoreError:
+            except Exception:  # a store error, or a bug the supervisor reports: written on the next try
                 self._audit[:0], self._transitions[:0] = audit, transitions
                 del self._audit[:-MAX_QUEUED]
                 raise

@@ -15,6 +15,9 @@ from crazy_gary.errors import ManagementRejected, ManagementUnavailable
 class FakeRecord:
     state: str
     started_at: float | None = None
+    min_replica: int = 0
+    max_replica: int = 1
+    scale_to_zero_timeout: int | None = 60
 
 
 class FakeManagement:
@@ -27,6 +30,9 @@ class FakeManagement:
         self.calls: Counter[str] = Counter()
         self.down = False
         self.list_gate: asyncio.Event | None = None  # when set, list answers what it saw, once released
+        self.healthy = True  # what a running endpoint's health route answers: 200 (True) or 503
+        self.start_on_health = True  # whether a GET of the health route starts a scaled-to-zero endpoint
+        self.updates: list[tuple[str, int, int, int]] = []  # (name, min, max, idle minutes)
 
     def _check(self) -> None:
         if self.down:
@@ -51,6 +57,9 @@ class FakeManagement:
             vendor="aws",
             instance_type="nvidia-h200",
             instance_size="x1",
+            min_replica=record.min_replica,
+            max_replica=record.max_replica,
+            scale_to_zero_timeout=record.scale_to_zero_timeout,
         )
 
     def _start(self, name: str) -> None:
@@ -79,12 +88,32 @@ class FakeManagement:
             raise ManagementRejected("Hugging Face refused to resume a failed endpoint.", 400)
         if self.records[name].state in ("paused", "scaledToZero"):
             self._start(name)
+            self.records[name].min_replica = self.records[name].max_replica = 1  # as HF does
         return self._view(name)
 
     async def pause(self, namespace: str, name: str) -> UpstreamEndpoint:
         self.calls["pause"] += 1
         self._check()
-        self.records[name].state = "paused"
+        record = self.records[name]
+        record.state = "paused"
+        record.min_replica = record.max_replica = 0  # as HF does
+        return self._view(name)
+
+    async def update_scaling(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        min_replica: int,
+        max_replica: int,
+        scale_to_zero_timeout: int | None,
+    ) -> UpstreamEndpoint:
+        self.calls["update"] += 1
+        self._check()
+        record = self.records[name]
+        record.min_replica, record.max_replica = min_replica, max_replica
+        record.scale_to_zero_timeout = scale_to_zero_timeout
+        self.updates.append((name, min_replica, max_replica, scale_to_zero_timeout))
         return self._view(name)
 
     async def scale_to_zero(self, namespace: str, name: str) -> UpstreamEndpoint:
@@ -93,8 +122,14 @@ class FakeManagement:
         self.records[name].state = "scaledToZero"
         return self._view(name)
 
-    async def poke(self, url: str) -> None:
+    async def poke(self, url: str, route: str = "/health") -> None:
         self.calls["poke"] += 1
+        name = url.rsplit("/", 1)[-1]
+        if self.start_on_health and self.records[name].state == "scaledToZero":
+            self._start(name)
+
+    async def send_inference(self, url: str, model: str) -> None:
+        self.calls["inference"] += 1
         name = url.rsplit("/", 1)[-1]
         if self.records[name].state == "scaledToZero":
             self._start(name)
@@ -104,6 +139,8 @@ class FakeManagement:
         self._check()
         return {"aws nvidia-h200 x1": 5.0}
 
-    async def probe(self, url: str) -> bool:
+    async def probe(self, url: str, route: str = "/health") -> bool:
         self.calls["probe"] += 1
+        if url.startswith("http://sim/"):
+            return self.healthy and self._view(url.rsplit("/", 1)[-1]).state == "running"
         return True

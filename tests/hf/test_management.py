@@ -70,11 +70,11 @@ async def test_wrong_token_names_the_variable(sim: SimulatorServer) -> None:
 
 async def test_pause_resume_scale_to_zero(hf: HfManagement) -> None:
     """The three operations return the endpoint in its new state."""
-    assert (await hf.resume("demo", "gpt-oss-20b")).state == "initializing"
+    assert (await hf.resume("demo", "gpt-oss-20b")).state == "pending"  # waiting to be scheduled
     paused = await hf.pause("demo", "gpt-oss-20b")
     assert paused.state == "paused"
     assert paused.url is None
-    assert (await hf.resume("demo", "gpt-oss-20b")).state == "initializing"
+    assert (await hf.resume("demo", "gpt-oss-20b")).state == "pending"
     assert (await hf.scale_to_zero("demo", "gpt-oss-20b")).state == "scaledToZero"
 
 
@@ -126,7 +126,7 @@ async def test_unreachable_management_api() -> None:
 async def test_poke_starts_a_scaled_to_zero_endpoint(hf: HfManagement, sim: SimulatorServer) -> None:
     """One request to a scaled-to-zero endpoint's address starts a replica."""
     await hf.poke(f"{sim.url}/endpoints/gpt-oss-120b")
-    assert (await hf.get("demo", "gpt-oss-120b")).state == "initializing"
+    assert (await hf.get("demo", "gpt-oss-120b")).state == "pending"
     counted = await calls(sim)
     assert counted["gpt-oss-120b"]["starts"] == 1  # type: ignore[index]
 

@@ -96,12 +96,15 @@ def start(args: list[str], env: dict[str, str], url: str, ready_path: str) -> Pr
 
 
 def start_simulator(
-    *, cold_start: float = 1.0, tokens_per_second: float = 1000, token: str | None = None
+    *, cold_start: float = 1.0, tokens_per_second: float = 1000, token: str | None = None, **extra: str
 ) -> Process:
-    """`crazy-gary simulate` on a free port: cold starts of `cold_start` s, answers at that pace."""
+    """`crazy-gary simulate` on a free port: cold starts of `cold_start` s, answers at that pace;
+    `extra` are more `CRAZY_GARY_SIM_*` variables."""
     port = free_port()
     env = base_env(
-        CRAZY_GARY_SIM_COLD_START=str(cold_start), CRAZY_GARY_SIM_TOKENS_PER_SECOND=str(tokens_per_second)
+        CRAZY_GARY_SIM_COLD_START=str(cold_start),
+        CRAZY_GARY_SIM_TOKENS_PER_SECOND=str(tokens_per_second),
+        **extra,
     )
     args = ["simulate", "--port", str(port), *(["--token", token] if token else [])]
     return start(args, env, f"http://127.0.0.1:{port}", "/_sim/calls")

@@ -77,7 +77,7 @@ def test_failed_endpoint_shows_error(server: Process, simulator: Process) -> Non
     wait_until(lambda: status_of(server, "20b")["status"] == "error")
     assert (
         status_of(server, "20b")["error"]
-        == "Hugging Face reports the endpoint failed: Endpoint failed to start."
+        == "Hugging Face reports the endpoint failed: Endpoint failed to deploy."
     )
 
 

@@ -11,6 +11,7 @@ import httpx2
 TOKEN = "hf_simulator"
 NAMESPACE = "demo"
 COLD_START = 20.0
+PENDING = 1.0  # every start waits this long in `pending` before its cold start, by default
 
 HubCall = Callable[..., Awaitable[Any]]
 

@@ -11,7 +11,7 @@ import pytest
 from crazy_gary.clock import ManualClock
 from crazy_gary.simulator import SimulatorConfig, create_simulator_app
 
-from ._helpers import NAMESPACE, TOKEN, HubCall, calls, chat_body, set_endpoint, until
+from ._helpers import NAMESPACE, PENDING, TOKEN, HubCall, calls, chat_body, set_endpoint, until
 
 CHAT = "/endpoints/gpt-oss-120b/v1/chat/completions"
 
@@ -68,10 +68,10 @@ async def test_state_set_takes_effect_at_once(client: httpx2.AsyncClient, hub: H
 async def test_cold_start_is_per_endpoint(
     client: httpx2.AsyncClient, hub: HubCall, clock: ManualClock
 ) -> None:
-    """A cold start set for one endpoint governs its next start."""
+    """A cold start set for one endpoint governs its next start (after its second of pending)."""
     await set_endpoint(client, "gpt-oss-20b", cold_start=2)
     await hub("resume_inference_endpoint", "gpt-oss-20b")
-    await clock.advance(2)
+    await clock.advance(PENDING + 2)
     assert (await hub("get_inference_endpoint", "gpt-oss-20b")).status == "running"
 
 
@@ -86,6 +86,9 @@ async def test_endpoint_settings_are_answered(client: httpx2.AsyncClient) -> Non
         "error_rate": 0.5,
         "error_status": 500,
         "disconnect_rate": 0.0,
+        "ready_delay": 0.0,
+        "pending": 1.0,
+        "start_on": "any",
     }
     assert (await client.get("/_sim/endpoints/gpt-oss-20b")).json() == settings
 
@@ -101,6 +104,10 @@ async def test_endpoint_settings_are_answered(client: httpx2.AsyncClient) -> Non
         {"error_status": True},
         {"cold_start": -1},
         {"latency_ms": None},
+        {"ready_delay": -1},
+        {"pending": "soon"},
+        {"start_on": "health"},
+        {"start_on": None},
         {"surprise": 1},
         ["state", "running"],
     ],
@@ -116,12 +123,25 @@ async def test_bad_control_bodies_are_400_and_change_nothing(client: httpx2.Asyn
     assert (await client.get("/_sim/endpoints/gpt-oss-20b")).json() == before
 
 
-@pytest.mark.parametrize("body", [{"error_rate": 2}, {"error_status": 99}, {"latency_ms": -5}, {"other": 1}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"error_rate": 2},
+        {"error_status": 99},
+        {"latency_ms": -5},
+        {"malformed_rate": 1.5},
+        {"retry_after": -1},
+        {"retry_after": "later"},
+        {"other": 1},
+    ],
+)
 async def test_bad_management_fault_bodies_are_400(client: httpx2.AsyncClient, body: dict[str, Any]) -> None:
-    """Invalid management fault settings get a 400 JSON error."""
-    response = await client.put("/_sim/management", json=body)
+    """Invalid management fault settings get a 400 JSON error with a sentence, and change nothing."""
+    before = (await client.get("/_sim/management")).json()
+    response = await client.put("/_sim/management", json={"error_rate": 0.5, **body})
     assert response.status_code == 400
-    assert (await client.get("/_sim/management")).json()["error_rate"] == 0.0
+    assert isinstance(response.json()["error"], str)
+    assert (await client.get("/_sim/management")).json() == before
 
 
 async def test_control_of_an_unknown_endpoint_is_404(client: httpx2.AsyncClient) -> None:

@@ -12,7 +12,7 @@ import pytest
 from crazy_gary.clock import ManualClock
 from crazy_gary.simulator import SimulatorConfig, SimulatorServer
 
-from ._helpers import COLD_START, TOKEN, HubCall, calls, chat_body, set_endpoint, until
+from ._helpers import COLD_START, PENDING, TOKEN, HubCall, calls, chat_body, set_endpoint, until
 
 CHAT = "/endpoints/gpt-oss-20b/v1/chat/completions"
 
@@ -31,11 +31,11 @@ async def _stream_events(client: httpx2.AsyncClient, body: dict[str, Any]) -> li
 async def test_chat_to_a_scaled_to_zero_endpoint_is_503_and_starts_it(
     client: httpx2.AsyncClient, hub: HubCall
 ) -> None:
-    """A request to a sleeping endpoint answers 503 at once and begins its cold start."""
+    """A request to a sleeping endpoint answers 503 at once and begins its start (pending first)."""
     response = await client.post(CHAT, json=chat_body())
     assert response.status_code == 503
     assert "error" in response.json()
-    assert (await hub("get_inference_endpoint", "gpt-oss-20b")).status == "initializing"
+    assert (await hub("get_inference_endpoint", "gpt-oss-20b")).status == "pending"
     second = await client.post(CHAT, json=chat_body())
     assert second.status_code == 503
     counted = (await calls(client))["gpt-oss-20b"]
@@ -49,7 +49,7 @@ async def test_scale_up_timeout_holds_the_request_until_running(
     headers = {"X-Scale-Up-Timeout": "60"}
     held = asyncio.ensure_future(client.post(CHAT, json=chat_body(), headers=headers))
     await until(lambda: clock.sleepers > 0)
-    await clock.advance(COLD_START - 1)
+    await clock.advance(PENDING + COLD_START - 1)
     assert not held.done()
     await clock.advance(1)
     response = await held

@@ -12,7 +12,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from crazy_gary.clock import ManualClock
 from crazy_gary.simulator import SimulatorServer
 
-from ._helpers import COLD_START, NAMESPACE, HubCall, calls, set_endpoint, until
+from ._helpers import COLD_START, NAMESPACE, PENDING, HubCall, calls, set_endpoint, until
 
 
 async def test_list_parses_into_inference_endpoints(hub: HubCall, sim: SimulatorServer) -> None:
@@ -34,10 +34,22 @@ async def test_get_answers_the_real_endpoint_shape(hub: HubCall) -> None:
     raw = endpoint.raw
     assert set(raw) == {"name", "type", "accountId", "provider", "compute", "model", "healthRoute", "status"}
     assert raw["provider"] == {"vendor": "aws", "region": "us-east-1"}
+    assert raw["type"] == "authenticated"
     assert raw["compute"]["instanceType"] == "nvidia-l4"
-    assert raw["compute"]["scaling"] == {"minReplica": 0, "maxReplica": 1, "scaleToZeroTimeout": 15}
-    assert raw["model"]["image"] == {"vllm": {"url": "vllm/vllm-openai:latest"}}
+    assert raw["compute"]["id"] == "aws-us-east-1-nvidia-l4-x1"
+    assert raw["compute"]["scaling"] == {
+        "minReplica": 0,
+        "maxReplica": 1,
+        "scaleToZeroTimeout": 15,
+        "measure": {"hardwareUsage": None},
+        "metric": "hardwareUsage",
+    }
+    image = {"vLLM": {"url": "vllm/vllm-openai:latest", "healthRoute": "/health", "port": 80}}
+    assert raw["model"]["image"] == image
     assert raw["status"]["createdAt"] == "2023-11-14T22:13:20.000Z"
+    assert raw["status"]["createdBy"] == raw["status"]["updatedBy"]
+    assert set(raw["status"]["createdBy"]) == {"id", "name"}
+    assert raw["status"]["private"] is None
     assert (endpoint.framework, endpoint.revision, endpoint.task) == ("pytorch", "main", "text-generation")
     assert endpoint.health_route == "/health"
 
@@ -53,27 +65,31 @@ async def test_wrong_token_is_refused(hub: HubCall, client: httpx2.AsyncClient) 
 
 
 async def test_unknown_names_and_namespaces(hub: HubCall, client: httpx2.AsyncClient) -> None:
-    """An unknown endpoint is a 404 JSON error; an unknown namespace lists no endpoints."""
+    """An unknown endpoint is a 404 JSON error; a namespace the token may not use is a 401."""
     with pytest.raises(HfHubHTTPError) as caught:
         await hub("get_inference_endpoint", "nope")
     assert caught.value.response.status_code == 404
     assert "error" in caught.value.response.json()
-    assert await hub("list_inference_endpoints", namespace="someone-else") == []
+    with pytest.raises(HfHubHTTPError) as refused:
+        await hub("list_inference_endpoints", namespace="someone-else")
+    assert refused.value.response.status_code == 401
     response = await client.post(f"/v2/endpoint/{NAMESPACE}/nope/pause")
     assert response.status_code == 404
 
 
 async def test_resume_from_scaled_to_zero_runs_after_the_cold_start(hub: HubCall, clock: ManualClock) -> None:
-    """Resume starts a cold start: initializing until it has passed, then running."""
+    """Resume starts a start: pending for a second, initializing for the cold start, then running."""
     endpoint = await hub("resume_inference_endpoint", "gpt-oss-120b")
-    assert endpoint.status == "initializing"
+    assert endpoint.status == "pending"
+    await clock.advance(PENDING)
+    assert (await hub("get_inference_endpoint", "gpt-oss-120b")).status == "initializing"
     await clock.advance(COLD_START - 0.5)
     assert (await hub("get_inference_endpoint", "gpt-oss-120b")).status == "initializing"
     await clock.advance(0.5)
     endpoint = await hub("get_inference_endpoint", "gpt-oss-120b")
     assert endpoint.status == "running"
     assert endpoint.raw["status"]["readyReplica"] == 1
-    assert (endpoint.updated_at - endpoint.created_at).total_seconds() == COLD_START
+    assert (endpoint.updated_at - endpoint.created_at).total_seconds() == PENDING + COLD_START
 
 
 async def test_resume_of_a_running_endpoint_is_ok_with_running_ok(
@@ -90,10 +106,10 @@ async def test_resume_of_a_running_endpoint_is_ok_with_running_ok(
 
 
 async def test_resume_while_initializing_changes_nothing(hub: HubCall, client: httpx2.AsyncClient) -> None:
-    """A second resume during a cold start answers the endpoint and begins no second start."""
+    """A second resume during a start answers the endpoint and begins no second start."""
     await hub("resume_inference_endpoint", "gpt-oss-20b")
     endpoint = await hub("resume_inference_endpoint", "gpt-oss-20b")
-    assert endpoint.status == "initializing"
+    assert endpoint.status == "pending"
     assert (await calls(client))["gpt-oss-20b"]["starts"] == 1
 
 
@@ -113,7 +129,7 @@ async def test_pause_clears_the_url_and_scale_to_zero_keeps_it(hub: HubCall, sim
     paused = await hub("pause_inference_endpoint", "gpt-oss-120b")
     assert (paused.status, paused.url) == ("paused", None)
     resumed = await hub("resume_inference_endpoint", "gpt-oss-120b")
-    assert resumed.status == "initializing"
+    assert resumed.status == "pending"
     scaled = await hub("scale_to_zero_inference_endpoint", "gpt-oss-120b")
     assert (scaled.status, scaled.url) == ("scaledToZero", f"{sim.url}/endpoints/gpt-oss-120b")
 
@@ -122,7 +138,7 @@ async def test_update_merges_the_partial_config(hub: HubCall) -> None:
     """Update merges what it is sent (here the scaling) and leaves the state alone."""
     endpoint = await hub("update_inference_endpoint", "gpt-oss-120b", scale_to_zero_timeout=30, max_replica=2)
     scaling = endpoint.raw["compute"]["scaling"]
-    assert scaling == {"minReplica": 0, "maxReplica": 2, "scaleToZeroTimeout": 30}
+    assert (scaling["minReplica"], scaling["maxReplica"], scaling["scaleToZeroTimeout"]) == (0, 2, 30)
     assert endpoint.raw["compute"]["instanceType"] == "nvidia-h200"
     assert endpoint.status == "scaledToZero"
 
@@ -234,7 +250,13 @@ async def test_hardware_carries_the_price_list(hub: HubCall, client: httpx2.Asyn
 async def test_management_faults_surface_as_hub_errors(hub: HubCall, client: httpx2.AsyncClient) -> None:
     """With management error_rate 1 every call answers error_status, and is still counted."""
     response = await client.put("/_sim/management", json={"error_rate": 1})
-    assert response.json() == {"error_rate": 1.0, "error_status": 503, "latency_ms": 0.0}
+    assert response.json() == {
+        "error_rate": 1.0,
+        "error_status": 503,
+        "latency_ms": 0.0,
+        "malformed_rate": 0.0,
+        "retry_after": None,
+    }
     with pytest.raises(HfHubHTTPError) as caught:
         await hub("get_inference_endpoint", "gpt-oss-120b")
     assert caught.value.response.status_code == 503

@@ -34,6 +34,7 @@ def test_config_defaults() -> None:
     config = SimulatorConfig()
     assert (config.token, config.namespace, config.cold_start) == ("hf_simulator", "demo", 20.0)
     assert (config.tokens_per_second, config.initial_state, config.seed) == (50.0, "scaledToZero", 0)
+    assert config.minute == 60.0
 
 
 @pytest.mark.parametrize(
@@ -74,7 +75,7 @@ async def test_exit_releases_held_requests(clock: ManualClock) -> None:
             await until(lambda: clock.sleepers > 0)
         response = await held
     assert response.status_code == 503
-    assert "shutting down" in response.json()["error"]
+    assert "shutting down" in response.json()["error"]["message"]
 
 
 async def test_initial_initializing_state_comes_up_after_the_cold_start(clock: ManualClock) -> None:

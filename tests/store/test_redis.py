@@ -11,6 +11,7 @@ import pytest
 
 from crazy_gary.clock import ManualClock
 from crazy_gary.core.ports import Presence, Reading, UpstreamEndpoint
+from crazy_gary.core.supervisor import BackgroundFailure
 from crazy_gary.store.redis import RedisCoordination, SharedRedis
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -130,3 +131,28 @@ async def test_one_wake_claim_at_a_time(seats: tuple[RedisCoordination, ...]) ->
     assert await a.claim_wake("120b")
     assert not await b.claim_wake("120b")
     assert await b.claim_wake("20b")
+
+
+async def test_the_health_monitor_outlives_an_unexpected_error() -> None:
+    """A ping that fails with an unexpected error is reported as `redis-monitor`; after the backoff the
+    monitor pings again."""
+    clock = ManualClock()
+    shared = SharedRedis(f"redis://127.0.0.1:{_closed_port()}/0", "t:", clock)
+    failures: list[BackgroundFailure] = []
+    check, pings = shared.check, []
+
+    async def flaky_check() -> bool:
+        pings.append(clock.now())
+        if len(pings) == 1:
+            raise RuntimeError("not a RedisError")
+        return await check()
+
+    try:
+        await shared.start(failures.append)
+        shared.check = flaky_check  # type: ignore[method-assign]
+        await clock.advance(1.0)
+        assert [(f.task, f.retry_in) for f in failures] == [("redis-monitor", 1.0)]
+        await clock.advance(2.0)  # the backoff, then the check interval
+        assert len(pings) == 2 and not shared.healthy
+    finally:
+        await shared.aclose()

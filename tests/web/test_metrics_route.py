@@ -18,6 +18,7 @@ from crazy_gary.web import create_app
 
 from ..conftest import serve_app
 from ..core.fakes import FakeManagement
+from ..core.test_supervisor import FailingList
 
 OPERATOR, USER, VIEWER = "op-key-123456", "user-key-123456", "view-key-123456"
 KEYS = f"ops:operator:{OPERATOR},user:{USER},viewer:{VIEWER}"
@@ -151,3 +152,18 @@ async def scrape_until(served: Served, name: str) -> Samples:
             return samples
         await asyncio.sleep(0.01)
     raise AssertionError(f"{name} never appeared")
+
+
+async def test_a_background_failure_shows_in_metrics(settings: Settings) -> None:
+    """A poller's unexpected error is counted by the app: /metrics shows it under task="poller:demo"."""
+    clock = ManualClock()
+    hf = FailingList(clock, {"gpt-oss-120b": "scaledToZero", "gpt-oss-20b": "running"})
+    app = create_app(settings, clock=clock, management=hf)
+    async with serve_app(app) as url, httpx2.AsyncClient(base_url=url) as http:
+        served = Served(http, clock)
+        await clock.settle()
+        assert value(await served.scrape(), "crazy_gary_background_errors_total", task="poller:demo") is None
+        hf.failures.append(KeyError("gpt-oss-20b"))
+        await clock.advance(settings.poll_interval)
+        samples = await served.scrape()
+        assert value(samples, "crazy_gary_background_errors_total", task="poller:demo") == 1.0

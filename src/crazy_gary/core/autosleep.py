@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 from crazy_gary.clock import Clock, wait_event
 from crazy_gary.core.endpoint import Endpoint
+from crazy_gary.core.supervisor import Supervisor, stop
 
 __all__ = ["AutoSleeper"]
 
@@ -29,15 +30,13 @@ class AutoSleeper:
         self._task: asyncio.Task[None] | None = None
         self.leading = True  # among replicas, only the leader puts endpoints to sleep
 
-    def start(self) -> None:
+    def start(self, supervisor: Supervisor) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run())
+            self._task = supervisor.loop("auto-sleep", self._pass)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        await stop([task])
 
     def kick(self) -> None:
         """Something changed: look at the deadlines again."""
@@ -58,9 +57,9 @@ class AutoSleeper:
             next_due = due if next_due is None else min(next_due, due)
         return next_due
 
-    async def _run(self) -> None:
-        while True:
-            self._kick.clear()
-            next_due = self.reap()
-            timeout = None if next_due is None else next_due - self._clock.now()
-            await wait_event(self._clock, self._kick, timeout)
+    async def _pass(self) -> None:
+        """Reap, then wait for the next deadline or a kick (the supervisor runs it again and again)."""
+        self._kick.clear()
+        next_due = self.reap()
+        timeout = None if next_due is None else next_due - self._clock.now()
+        await wait_event(self._clock, self._kick, timeout)

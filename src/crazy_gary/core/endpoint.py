@@ -30,6 +30,8 @@ class Endpoint:
     upstream: UpstreamEndpoint | None = None
     reachable: bool = False
     seen: bool = False
+    healthy: bool = False  # the health route answered 200 since HF last reported the endpoint running
+    replicas_before_pause: tuple[int, int] | None = None  # (min, max) before crazy-gary paused it
     operation: Operation | None = None
     task: asyncio.Task[None] | None = None
     failure: str | None = None
@@ -83,6 +85,15 @@ class Endpoint:
         return self.hf_state == "running"
 
     @property
+    def ready(self) -> bool:
+        """HF says `running` and the health route answered since: the model has loaded."""
+        return self.hf_running and self.healthy
+
+    @property
+    def health_route(self) -> str:
+        return self.upstream.health_route if self.upstream else "/health"
+
+    @property
     def hf_sleeping(self) -> bool:
         return self.hf_state in SLEEPING_HF_STATES
 
@@ -99,15 +110,54 @@ class Endpoint:
         """SPEC §3: derived from HF's state, the operation in progress and a failed wake."""
         if not self.spec.managed:
             return EndpointStatus.RUNNING if self.reachable else EndpointStatus.UNKNOWN
-        if self.operation == "wake" and not self.hf_running:
+        if self.operation == "wake" and not self.ready:
             return EndpointStatus.STARTING
         if self.operation == "sleep" and not self.hf_sleeping:
             return EndpointStatus.STOPPING
-        if self.failure is not None and not self.hf_running:
+        if self.failure is not None and not self.ready:
             return EndpointStatus.ERROR
         if not self.reachable:
             return EndpointStatus.UNKNOWN
-        return status_from_hf(self.hf_state)
+        status = status_from_hf(self.hf_state)
+        if status is EndpointStatus.RUNNING and not self.healthy:
+            return EndpointStatus.STARTING  # running at HF, but the model is still loading
+        return status
+
+    def begin_operation(self, operation: Operation, actor: str, request_id: str | None, now: float) -> None:
+        """A wake or sleep begins at wall time `now`: what a previous one left is cleared."""
+        self.operation, self.operation_actor, self.request_id = operation, actor, request_id
+        self.recover = self.failure = self.last_error = None
+        self.timed_out = False
+        if operation == "wake":
+            self.wake_time = now
+        else:
+            self.sleep_time = now
+
+    def end_operation(self, error: str | None, *, timed_out: bool = False) -> None:
+        """The operation under way ended, with `error` if it failed (a failed wake marks the endpoint)."""
+        if error is not None:
+            self.last_error = error
+            if self.operation == "wake":
+                self.failure, self.timed_out = error, timed_out
+        self.operation = self.operation_actor = None
+        self.task = None
+
+    def note_change(self, before: EndpointStatus, after: EndpointStatus, now: float) -> bool:
+        """Keep the times a change from `before` to `after` at wall time `now` implies: first seen,
+        running since, the cold start (measured to readiness). True when it just became running."""
+        if self.first_seen is None and self.seen:
+            self.first_seen = now
+        became_running = after is EndpointStatus.RUNNING and before is not EndpointStatus.RUNNING
+        if became_running:
+            # still set only when nothing but `running` (loading, then ready) was seen since a restart
+            if not self.keep_running_since or self.running_since is None:
+                self.running_since = now
+            if self.operation == "wake" and self.wake_time is not None:
+                self.cold_start = self.running_since - self.wake_time
+        loading = self.hf_running and not self.healthy
+        if self.seen and after is not EndpointStatus.UNKNOWN and not loading:
+            self.keep_running_since = False
+        return became_running
 
     def sleep_due(self) -> float | None:
         """Wall time at which auto-sleep is due, or None when it does not apply now."""
@@ -191,4 +241,6 @@ class Endpoint:
             operation=self.operation,
             error=self.failure or self.last_error or self.poll_error or self.hf_failure,
             timed_out=self.timed_out and self.failure is not None,
+            hf_message=upstream.message if upstream and self.reachable else None,
+            hf_scale_to_zero_timeout=upstream.scale_to_zero_timeout if upstream else None,
         )

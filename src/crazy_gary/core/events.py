@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from crazy_gary.core.status import EndpointStatus
 
@@ -22,7 +24,7 @@ class OperationResult:
 class ManagerEvent:
     """Something observers may want to know: an operation's start or end, or a state change."""
 
-    kind: str  # "operation", "operation_done", "state"
+    kind: str  # "operation", "operation_done", "state", "wake_request"
     key: str
     operation: str | None = None
     actor: str | None = None
@@ -31,3 +33,4 @@ class ManagerEvent:
     status: str | None = None
     hf_state: str | None = None
     request_id: str | None = None
+    details: Mapping[str, Any] | None = None  # what an operation did, for the audit log

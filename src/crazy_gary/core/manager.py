@@ -22,7 +22,9 @@ from crazy_gary.core.poller import StatusPoller
 from crazy_gary.core.ports import Coordination, ManagementAPI, PersistedEndpoint
 from crazy_gary.core.replicas import ReplicaSync
 from crazy_gary.core.restarts import finish_unfinished, live_prices
+from crazy_gary.core.scaling import IdleTimerSetting, ScalingKeeper, set_idle_timers
 from crazy_gary.core.status import EndpointStatus, EndpointView
+from crazy_gary.core.supervisor import ErrorHook, Supervisor, stop
 from crazy_gary.errors import EndpointNotFound, ManagementError
 
 __all__ = ["HuggingFaceEndpointManager", "ManagerEvent", "OperationResult"]
@@ -47,8 +49,14 @@ class HuggingFaceEndpointManager:
         breaker_failures: int = 5,
         breaker_cooldown: float = 30.0,
         coordination: Coordination | None = None,
+        on_background_error: ErrorHook | None = None,
+        hf_scale_to_zero: IdleTimerSetting = "off",
     ) -> None:
+        """`hf_scale_to_zero` is what HF's own idle timer is set to (`auto`, `off` or minutes, see
+        `crazy_gary.core.scaling`). `on_background_error` is told of every unexpected failure of a background loop (they are
+        logged either way, and retried)."""
         self._clock = clock
+        self._supervisor = Supervisor(clock, on_background_error)
         self._management = management
         self._prices: dict[str, float] = {}
         self._endpoints: dict[str, Endpoint] = {
@@ -71,7 +79,18 @@ class HuggingFaceEndpointManager:
             fast_interval=poll_fast_interval,
             on_change=self._state_changed,
         )
-        self._runner = OperationRunner(management, self._poller, clock, sleep_mode, coordination)
+        self._scaling = ScalingKeeper(management, hf_scale_to_zero, self._emit)
+        self._runner = OperationRunner(
+            management,
+            self._poller,
+            clock,
+            sleep_mode,
+            coordination,
+            scaling=self._scaling,
+            on_sent=lambda endpoint, what: self._emit(
+                ManagerEvent("wake_request", endpoint.key, operation=what)
+            ),
+        )
         self._autosleep = AutoSleeper(endpoints, clock, sleep=self._auto_sleep)
         self._sync: ReplicaSync | None = None
         if coordination is not None:
@@ -82,6 +101,7 @@ class HuggingFaceEndpointManager:
         self._started = False
         self._recovery: asyncio.Task[None] | None = None
         self._pricing: asyncio.Task[None] | None = None
+        self._configuring: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(
@@ -90,6 +110,7 @@ class HuggingFaceEndpointManager:
         management: ManagementAPI,
         clock: Clock,
         coordination: Coordination | None = None,
+        on_background_error: ErrorHook | None = None,
     ) -> HuggingFaceEndpointManager:
         """The manager as the settings describe it; `coordination` with the other replicas, if any."""
         return cls(
@@ -104,6 +125,8 @@ class HuggingFaceEndpointManager:
             breaker_failures=settings.breaker_failures,
             breaker_cooldown=settings.breaker_cooldown,
             coordination=coordination,
+            on_background_error=on_background_error,
+            hf_scale_to_zero=settings.hf_scale_to_zero,
         )
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -111,21 +134,26 @@ class HuggingFaceEndpointManager:
         """Start the pollers and the auto-sleep reaper."""
         if not self._started:
             self._started = True
-            self._poller.start()
+            supervisor = self._supervisor
+            self._poller.start(supervisor)
             if self._sync is not None:
                 await self._sync.tick()  # the lease first, so two replicas starting together do not both reap
-                self._sync.start()
-            self._autosleep.start()
+                self._sync.start(supervisor)
+            self._autosleep.start(supervisor)
             endpoints = self._endpoints.values()
-            self._recovery = asyncio.create_task(finish_unfinished(endpoints, self._clock, self.operate))
-            self._pricing = asyncio.create_task(live_prices(self._management, endpoints, into=self._prices))
+            self._recovery = supervisor.once(
+                "restart-recovery", lambda: finish_unfinished(endpoints, self._clock, self.operate)
+            )
+            self._pricing = supervisor.once(
+                "live-prices", lambda: live_prices(self._management, endpoints, into=self._prices)
+            )
+            self._configuring = supervisor.once(
+                "idle-timers", lambda: set_idle_timers(endpoints, self._clock, self._scaling)
+            )
 
     async def close(self) -> None:
-        """Cancel and await every background task."""
-        tasks = [*self._operations, *(t for t in (self._recovery, self._pricing) if t is not None)]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Cancel and await every background task (one that ended with an error is logged)."""
+        await stop([*self._operations, self._recovery, self._pricing, self._configuring])
         if self._sync is not None:
             await self._sync.close()
         await self._autosleep.close()
@@ -286,17 +314,8 @@ class HuggingFaceEndpointManager:
 
     def _state_changed(self, endpoint: Endpoint, before: EndpointStatus) -> None:
         after = endpoint.status()
-        if endpoint.first_seen is None and endpoint.seen:
-            endpoint.first_seen = self._clock.now()
-        if after is EndpointStatus.RUNNING and before is not EndpointStatus.RUNNING:
-            restored = endpoint.keep_running_since and before is EndpointStatus.UNKNOWN
-            if not restored or endpoint.running_since is None:
-                endpoint.running_since = self._clock.now()
-            if endpoint.operation == "wake" and endpoint.wake_time is not None:
-                endpoint.cold_start = endpoint.running_since - endpoint.wake_time
+        if endpoint.note_change(before, after, self._clock.now()):
             self._autosleep.kick()
-        if endpoint.seen and after is not EndpointStatus.UNKNOWN:
-            endpoint.keep_running_since = False
         reported = (after.value, endpoint.hf_state)
         if reported != endpoint.reported:
             endpoint.reported = reported
@@ -322,17 +341,7 @@ class HuggingFaceEndpointManager:
     ) -> None:
         previous = endpoint.task
         before = endpoint.status()
-        endpoint.operation = operation
-        endpoint.operation_actor = actor
-        endpoint.request_id = request_id
-        endpoint.recover = None
-        endpoint.failure = None
-        endpoint.timed_out = False
-        endpoint.last_error = None
-        if operation == "wake":
-            endpoint.wake_time = self._clock.now()
-        else:
-            endpoint.sleep_time = self._clock.now()
+        endpoint.begin_operation(operation, actor, request_id, self._clock.now())
         runner = self._runner.wake if operation == "wake" else self._runner.sleep
         task = asyncio.create_task(self._operate(endpoint, operation, actor, runner, previous, request_id))
         endpoint.task = task
@@ -350,7 +359,7 @@ class HuggingFaceEndpointManager:
         endpoint: Endpoint,
         operation: Operation,
         actor: str,
-        runner: Callable[[Endpoint], Awaitable[None]],
+        runner: Callable[[Endpoint, list[str]], Awaitable[None]],
         previous: asyncio.Task[None] | None,
         request_id: str | None,
     ) -> None:
@@ -359,8 +368,9 @@ class HuggingFaceEndpointManager:
             await asyncio.gather(previous, return_exceptions=True)
         error: str | None = None
         timed_out = False
+        sent: list[str] = []  # what a wake sent to start the endpoint
         try:
-            await runner(endpoint)
+            await runner(endpoint, sent)
         except ManagementError as exc:
             error = exc.message
         except OperationFailed as exc:
@@ -368,14 +378,7 @@ class HuggingFaceEndpointManager:
         finally:
             if endpoint.task is asyncio.current_task():
                 before = endpoint.status()
-                endpoint.operation = None
-                endpoint.operation_actor = None
-                endpoint.task = None
-                if error is not None:
-                    endpoint.last_error = error
-                    if operation == "wake":
-                        endpoint.failure = error
-                        endpoint.timed_out = timed_out
+                endpoint.end_operation(error, timed_out=timed_out)
                 self._state_changed(endpoint, before)
                 endpoint.notify()
                 self._autosleep.kick()
@@ -388,6 +391,7 @@ class HuggingFaceEndpointManager:
                 success=error is None,
                 error=error,
                 request_id=request_id,
+                details={"sent": sent} if sent else None,
             )
         )
         if error is not None:

@@ -13,6 +13,7 @@ leader that died, say) until a new leader reads for all.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -21,6 +22,7 @@ from crazy_gary.clock import Clock, wait_event
 from crazy_gary.core.endpoint import Endpoint
 from crazy_gary.core.ports import ManagementAPI, Reading, UpstreamEndpoint
 from crazy_gary.core.status import EndpointStatus
+from crazy_gary.core.supervisor import Supervisor, stop
 from crazy_gary.errors import ManagementError
 
 __all__ = ["StatusPoller"]
@@ -29,6 +31,9 @@ _MOVING = frozenset({EndpointStatus.STARTING, EndpointStatus.STOPPING})
 # A follower reads for itself when no reading, here or shared, is younger than two slow intervals and
 # a grace of a few seconds (the leader's lease: the time a new leader may take to read for all)
 _STALE_INTERVALS, _STALE_GRACE = 2.0, 5.0
+# Seconds between two asks of a loading endpoint's health route: held requests wait at most this
+# long past the moment the model is ready
+_HEALTH_RECHECK = 0.5
 
 
 class StatusPoller:
@@ -58,21 +63,27 @@ class StatusPoller:
                 self._namespaces[endpoint.spec.namespace].append(endpoint)
         self._kicks: dict[str, asyncio.Event] = {namespace: asyncio.Event() for namespace in self._namespaces}
         self._tasks: list[asyncio.Task[None]] = []
+        self._health_checks: dict[str, asyncio.Task[None]] = {}  # by endpoint key, while one loads
+        self._supervisor = Supervisor(clock)  # replaced by the manager's at start
         self._tickets = itertools.count(1)
         self._unshared: dict[str, Reading] = {}  # this replica's newest readings, not yet shared
         self._leading = True  # among replicas, the leader reads HF for everyone while nothing moves
 
-    def start(self) -> None:
+    def start(self, supervisor: Supervisor) -> None:
+        """One supervised task per namespace (`poller:<namespace>`) and per unmanaged endpoint
+        (`probe:<key>`): a reading that fails unexpectedly is logged and counted, then taken again."""
+        self._supervisor = supervisor
         for namespace, endpoints in self._namespaces.items():
-            self._tasks.append(asyncio.create_task(self._poll_namespace(namespace, endpoints)))
+            poll = functools.partial(self._poll_namespace, namespace, endpoints)
+            self._tasks.append(supervisor.loop(f"poller:{namespace}", poll))
         for endpoint in self._unmanaged:
-            self._tasks.append(asyncio.create_task(self._probe(endpoint)))
+            probe = functools.partial(self._probe, endpoint)
+            self._tasks.append(supervisor.loop(f"probe:{endpoint.key}", probe))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop(self._tasks)
         self._tasks.clear()
+        await stop(list(self._health_checks.values()))
 
     @property
     def leading(self) -> bool:
@@ -118,9 +129,33 @@ class StatusPoller:
         endpoint.reachable = upstream is not None
         if upstream is not None:
             endpoint.upstream = upstream
+            if upstream.state != "running":
+                endpoint.healthy = False  # a replica that starts again must load its model again
         endpoint.poll_error = error
         self._on_change(endpoint, before)
         endpoint.notify()
+        if endpoint.hf_running and not endpoint.healthy:
+            self._check_health(endpoint)
+
+    def _check_health(self, endpoint: Endpoint) -> None:
+        """Ask the health route of an endpoint HF reports running until it answers 200 (one asker
+        per endpoint): until then the model is loading and requests are held, not sent."""
+        if endpoint.key not in self._health_checks:
+            task = self._supervisor.once("health-check", functools.partial(self._await_health, endpoint))
+            self._health_checks[endpoint.key] = task
+            task.add_done_callback(lambda _: self._health_checks.pop(endpoint.key, None))
+
+    async def _await_health(self, endpoint: Endpoint) -> None:
+        while endpoint.hf_running and not endpoint.healthy:
+            url = endpoint.inference_url
+            if url is not None and await self._management.probe(url, endpoint.health_route):
+                if endpoint.hf_running:  # not stopped while we asked
+                    before = endpoint.status()
+                    endpoint.healthy = True
+                    self._on_change(endpoint, before)
+                    endpoint.notify()
+                return
+            await self._clock.sleep(min(_HEALTH_RECHECK, self.fast_interval))
 
     def take_readings(self) -> list[Reading]:
         """This replica's newest reading of each namespace since the last call, to share."""

@@ -31,6 +31,10 @@ class UpstreamEndpoint:
     instance_type: str | None = None
     instance_size: str | None = None
     message: str | None = None
+    health_route: str = "/health"
+    min_replica: int | None = None
+    max_replica: int | None = None
+    scale_to_zero_timeout: int | None = None  # HF's own idle timer, in minutes; None: never
 
     @property
     def instance(self) -> str | None:
@@ -74,11 +78,26 @@ class ManagementAPI(Protocol):
     async def scale_to_zero(self, namespace: str, name: str) -> UpstreamEndpoint:
         """Scale to zero: no replica until the next request."""
 
-    async def poke(self, url: str) -> None:
-        """Send one request to a scaled-to-zero endpoint's address so that it starts a replica."""
+    async def update_scaling(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        min_replica: int,
+        max_replica: int,
+        scale_to_zero_timeout: int | None,
+    ) -> UpstreamEndpoint:
+        """Set the replica counts and HF's own idle timer (minutes; None leaves it as it is)."""
 
-    async def probe(self, url: str) -> bool:
-        """True when an unmanaged endpoint's health route answers."""
+    async def poke(self, url: str, route: str = "/health") -> None:
+        """One GET of the endpoint's health route; HF may count it as traffic that starts a replica."""
+
+    async def send_inference(self, url: str, model: str) -> None:
+        """One minimal inference request, the traffic that surely starts a scaled-to-zero endpoint;
+        its answer (most likely a 503 while the replica starts) does not matter."""
+
+    async def probe(self, url: str, route: str = "/health") -> bool:
+        """True when the endpoint's health route answers 200."""
 
     async def prices(self, namespace: str) -> dict[str, float]:
         """Live hourly prices by instance (`aws nvidia-h200 x1`) from the hardware list."""

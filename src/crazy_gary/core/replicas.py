@@ -17,7 +17,6 @@ other replicas within `interval`, which is small beside an auto-sleep of minutes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 
@@ -26,6 +25,7 @@ from crazy_gary.core.autosleep import AutoSleeper
 from crazy_gary.core.endpoint import Endpoint
 from crazy_gary.core.poller import StatusPoller
 from crazy_gary.core.ports import Coordination, Presence
+from crazy_gary.core.supervisor import Supervisor, stop
 
 __all__ = ["SYNC_INTERVAL", "ReplicaSync"]
 
@@ -57,16 +57,13 @@ class ReplicaSync:
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    def start(self, supervisor: Supervisor) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="crazy-gary-replica-sync")
+            self._task = supervisor.loop("replica-sync", self._pass)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop([task])
 
     async def tick(self) -> None:
         """One exchange with the others: the lease, presence, states and circuits."""
@@ -118,7 +115,6 @@ class ReplicaSync:
                 logger.info("the circuit of %s opened through another replica", key)
                 self._announce(endpoint)
 
-    async def _run(self) -> None:
-        while True:
-            await self.tick()
-            await self._clock.sleep(self._interval)
+    async def _pass(self) -> None:
+        await self.tick()
+        await self._clock.sleep(self._interval)

@@ -68,6 +68,8 @@ class EndpointView:
     operation: str | None
     error: str | None
     timed_out: bool = False
+    hf_message: str | None = None
+    hf_scale_to_zero_timeout: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The endpoint object of SPEC §4: the seed's six fields first, times as integer seconds."""
@@ -90,4 +92,6 @@ class EndpointView:
             "circuit": self.circuit,
             "operation": self.operation,
             "error": self.error,
+            "hf_message": self.hf_message,
+            "hf_scale_to_zero_timeout": self.hf_scale_to_zero_timeout,
         }

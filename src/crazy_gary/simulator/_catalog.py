@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["HARDWARE", "Hardware", "provider_json", "seed_specs"]
+__all__ = ["HARDWARE", "Hardware", "compute_id", "provider_json", "seed_specs"]
 
 _VENDOR = "aws"
 _REGION = "us-east-1"
-_VLLM_IMAGE = {"vllm": {"url": "vllm/vllm-openai:latest"}}
+_VLLM_IMAGE = {"vLLM": {"url": "vllm/vllm-openai:latest", "healthRoute": "/health", "port": 80}}
 
 # name -> (repository, instanceType)
 _SEEDS = {
@@ -27,14 +27,21 @@ def seed_specs() -> dict[str, dict[str, Any]]:
 
 def _seed_spec(repository: str, instance_type: str) -> dict[str, Any]:
     return {
-        "type": "protected",
+        "type": "authenticated",
         "accountId": None,
         "provider": {"vendor": _VENDOR, "region": _REGION},
         "compute": {
+            "id": compute_id(_VENDOR, _REGION, instance_type, "x1"),
             "accelerator": "gpu",
             "instanceType": instance_type,
             "instanceSize": "x1",
-            "scaling": {"minReplica": 0, "maxReplica": 1, "scaleToZeroTimeout": 15},
+            "scaling": {
+                "minReplica": 0,
+                "maxReplica": 1,
+                "scaleToZeroTimeout": 15,
+                "measure": {"hardwareUsage": None},
+                "metric": "hardwareUsage",
+            },
         },
         "model": {
             "repository": repository,
@@ -42,9 +49,16 @@ def _seed_spec(repository: str, instance_type: str) -> dict[str, Any]:
             "task": "text-generation",
             "framework": "pytorch",
             "image": copy.deepcopy(_VLLM_IMAGE),
+            "env": {},
+            "secrets": {},
         },
         "healthRoute": "/health",
     }
+
+
+def compute_id(vendor: str, region: str, instance_type: str, instance_size: str) -> str:
+    """The id of a hardware offer, as `compute.id` and the provider list name it."""
+    return f"{vendor}-{region}-{instance_type}-{instance_size}"
 
 
 @dataclass(frozen=True)
@@ -62,7 +76,7 @@ class Hardware:
 
     @property
     def id(self) -> str:
-        return f"{_VENDOR}-{_REGION}-{self.instance_type}-{self.instance_size}"
+        return compute_id(_VENDOR, _REGION, self.instance_type, self.instance_size)
 
 
 # instanceType -> (architecture, vCPUs per GPU, RAM GB per GPU, GPU memory GB per GPU)

@@ -25,7 +25,8 @@ class SimulatorConfig:
     """How the simulated Hugging Face behaves.
 
     `cold_start` is in seconds of the injected clock; `tokens_per_second` paces the answers
-    (``math.inf`` answers at once); `seed` makes every random fault decision reproducible.
+    (``math.inf`` answers at once); `minute` is how many seconds one minute of Hugging Face's own
+    idle timer (`scaleToZeroTimeout`) lasts; `seed` makes every random fault decision reproducible.
     """
 
     token: str = "hf_simulator"
@@ -34,6 +35,7 @@ class SimulatorConfig:
     tokens_per_second: float = 50.0
     initial_state: str = "scaledToZero"
     seed: int = 0
+    minute: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.token:
@@ -44,6 +46,8 @@ class SimulatorConfig:
             raise ValueError(f"SimulatorConfig.cold_start must be >= 0 seconds, not {self.cold_start!r}")
         if math.isnan(self.tokens_per_second) or self.tokens_per_second <= 0:
             raise ValueError(f"SimulatorConfig.tokens_per_second must be > 0, not {self.tokens_per_second!r}")
+        if not math.isfinite(self.minute) or self.minute <= 0:
+            raise ValueError(f"SimulatorConfig.minute must be > 0 seconds, not {self.minute!r}")
         if self.initial_state not in STATES:
             raise ValueError(
                 f"SimulatorConfig.initial_state must be one of {', '.join(STATES)}, "

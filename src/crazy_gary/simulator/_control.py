@@ -11,15 +11,25 @@ from starlette.routing import BaseRoute, Route
 
 from ._config import STATES
 from ._http import read_json
-from ._state import EndpointRecord
-from ._world import World
+from ._state import START_ON, EndpointFaults, EndpointRecord
+from ._world import ManagementFaults, World
 
 __all__ = ["ControlAPI"]
 
 _ENDPOINT_KEYS = frozenset(
-    {"state", "cold_start", "latency_ms", "error_rate", "error_status", "disconnect_rate"}
+    {
+        "state",
+        "cold_start",
+        "latency_ms",
+        "error_rate",
+        "error_status",
+        "disconnect_rate",
+        "ready_delay",
+        "pending",
+        "start_on",
+    }
 )
-_MANAGEMENT_KEYS = frozenset({"error_rate", "error_status", "latency_ms"})
+_MANAGEMENT_KEYS = frozenset({"error_rate", "error_status", "latency_ms", "malformed_rate", "retry_after"})
 _MAX_SECONDS = 1e9  # a cold start this long never ends in practice
 
 
@@ -45,20 +55,14 @@ class ControlAPI:
     async def put_endpoint(self, request: Request) -> Response:
         record = self._record(request)
         body = _object(await read_json(request), _ENDPOINT_KEYS)
-        faults = record.faults
         # Check every value before changing anything, so a bad body changes nothing.
         state = body.get("state")
         if "state" in body and state not in STATES:
             raise HTTPException(400, f"state must be one of {', '.join(STATES)}")
-        cold_start = _number(body, "cold_start", 0.0, _MAX_SECONDS, faults.cold_start)
-        latency_ms = _number(body, "latency_ms", 0.0, _MAX_SECONDS * 1000, faults.latency_ms)
-        error_rate = _number(body, "error_rate", 0.0, 1.0, faults.error_rate)
-        error_status = _status(body, faults.error_status)
-        disconnect_rate = _number(body, "disconnect_rate", 0.0, 1.0, faults.disconnect_rate)
-        faults.latency_ms, faults.error_rate, faults.error_status = latency_ms, error_rate, error_status
-        faults.disconnect_rate = disconnect_rate
-        if cold_start != faults.cold_start:
-            record.set_cold_start(cold_start)
+        faults = _endpoint_faults(body, record.faults)
+        if faults != record.faults:
+            record.faults = faults
+            record.faults_changed()
         if isinstance(state, str):
             record.set_state(state, self.world.now())
         return JSONResponse(self._settings(record))
@@ -68,11 +72,15 @@ class ControlAPI:
 
     async def put_management(self, request: Request) -> Response:
         body = _object(await read_json(request), _MANAGEMENT_KEYS)
-        faults = self.world.management
-        error_rate = _number(body, "error_rate", 0.0, 1.0, faults.error_rate)
-        error_status = _status(body, faults.error_status)
-        latency_ms = _number(body, "latency_ms", 0.0, _MAX_SECONDS * 1000, faults.latency_ms)
-        faults.error_rate, faults.error_status, faults.latency_ms = error_rate, error_status, latency_ms
+        current = self.world.management
+        faults = ManagementFaults(
+            error_rate=_number(body, "error_rate", 0.0, 1.0, current.error_rate),
+            error_status=_status(body, current.error_status),
+            latency_ms=_number(body, "latency_ms", 0.0, _MAX_SECONDS * 1000, current.latency_ms),
+            malformed_rate=_number(body, "malformed_rate", 0.0, 1.0, current.malformed_rate),
+            retry_after=_optional_number(body, "retry_after", _MAX_SECONDS, current.retry_after),
+        )
+        self.world.management = faults
         return JSONResponse(faults.as_json())
 
     async def calls(self, request: Request) -> Response:
@@ -93,6 +101,23 @@ class ControlAPI:
         return {"name": record.name, "state": record.state(self.world.now()), **record.faults.as_json()}
 
 
+def _endpoint_faults(body: dict[str, Any], current: EndpointFaults) -> EndpointFaults:
+    """`current` with the settings of `body`, each checked; raises 400 on the first bad one."""
+    start_on = body.get("start_on", current.start_on)
+    if start_on not in START_ON:
+        raise HTTPException(400, f"start_on must be one of {', '.join(START_ON)}")
+    return EndpointFaults(
+        cold_start=_number(body, "cold_start", 0.0, _MAX_SECONDS, current.cold_start),
+        latency_ms=_number(body, "latency_ms", 0.0, _MAX_SECONDS * 1000, current.latency_ms),
+        error_rate=_number(body, "error_rate", 0.0, 1.0, current.error_rate),
+        error_status=_status(body, current.error_status),
+        disconnect_rate=_number(body, "disconnect_rate", 0.0, 1.0, current.disconnect_rate),
+        ready_delay=_number(body, "ready_delay", 0.0, _MAX_SECONDS, current.ready_delay),
+        pending=_number(body, "pending", 0.0, _MAX_SECONDS, current.pending),
+        start_on=start_on,
+    )
+
+
 def _object(body: object, allowed: frozenset[str]) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise HTTPException(400, "the body must be a JSON object")
@@ -110,6 +135,18 @@ def _number(body: dict[str, Any], key: str, low: float, high: float, current: fl
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise HTTPException(400, f"{key} must be a number from {low} to {high}")
     return float(value)
+
+
+def _optional_number(body: dict[str, Any], key: str, high: float, current: float | None) -> float | None:
+    """`body[key]` checked to be null or lie in [0, high], or `current` when absent."""
+    if key not in body:
+        return current
+    value = body[key]
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high
+    ):
+        raise HTTPException(400, f"{key} must be null or a number of seconds from 0 to {high}")
+    return None if value is None else float(value)
 
 
 def _status(body: dict[str, Any], current: int) -> int:

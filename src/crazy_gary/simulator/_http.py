@@ -1,9 +1,14 @@
-"""HTTP helpers shared by the simulator's routes: JSON errors, the bearer token, JSON bodies."""
+"""HTTP helpers shared by the simulator's routes: JSON errors, the bearer token, JSON bodies.
+
+The management and control APIs answer errors as `{"error": message}`; everything under an
+endpoint's address answers them as vLLM does, `{"error": {"message", "type", "param", "code"}}`.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -17,7 +22,10 @@ __all__ = [
     "handle_unexpected",
     "read_json",
     "require_token",
+    "vllm_error",
 ]
+
+_ENDPOINTS_PREFIX = "/endpoints/"
 
 logger = logging.getLogger("crazy_gary.simulator")
 
@@ -25,6 +33,24 @@ logger = logging.getLogger("crazy_gary.simulator")
 def error(status: int, message: str) -> JSONResponse:
     """The simulator's one error shape, `{"error": message}`."""
     return JSONResponse({"error": message}, status_code=status)
+
+
+def vllm_error(status: int, message: str, error_type: str | None = None) -> JSONResponse:
+    """An error in the shape of vLLM's `ErrorResponse`; `error_type` defaults to the status's phrase,
+    as vLLM's handler of HTTP errors names it."""
+    if error_type is None:
+        try:
+            error_type = HTTPStatus(status).phrase
+        except ValueError:
+            error_type = "Error"
+    body = {"error": {"message": message, "type": error_type, "param": None, "code": status}}
+    return JSONResponse(body, status_code=status)
+
+
+def _error_for(request: Request, status: int, message: str, error_type: str | None = None) -> JSONResponse:
+    if request.url.path.startswith(_ENDPOINTS_PREFIX):
+        return vllm_error(status, message, error_type)
+    return error(status, message)
 
 
 def require_token(request: Request, token: str) -> None:
@@ -55,7 +81,7 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code in (204, 304):
         return Response(status_code=exc.status_code, headers=exc.headers)
-    response = error(exc.status_code, str(exc.detail))
+    response = _error_for(request, exc.status_code, str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)
     return response
@@ -64,4 +90,4 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     """A bug in the simulator still answers JSON, never a traceback page."""
     logger.error("simulator error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error(500, f"Internal simulator error: {type(exc).__name__}")
+    return _error_for(request, 500, f"Internal simulator error: {type(exc).__name__}", "InternalServerError")

@@ -1,8 +1,9 @@
 """Each endpoint's own address, `/endpoints/{name}`: a vLLM server behind HF's proxy.
 
-The proxy answers 503 while the endpoint is not running (and a request to a scaled-to-zero
-endpoint starts it), 400 "Invalid state" while it is paused, and holds a request carrying
-`X-Scale-Up-Timeout` until the endpoint runs or the seconds pass.
+The proxy answers 503 while the endpoint is not running or its model is still loading (and a
+request to a scaled-to-zero endpoint starts it), 400 "Invalid state" while it is paused, and holds
+a request carrying `X-Scale-Up-Timeout` until the endpoint answers or the seconds pass. Errors
+have vLLM's shape.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from crazy_gary.clock import wait_event
 
-from ._http import error, read_json, require_token
+from ._http import read_json, require_token, vllm_error
 from ._openai import completion_json, models_json, stream_events
 from ._state import EndpointRecord
 from ._text import ChatRequestError, compose, parse_chat_request
@@ -28,10 +29,17 @@ __all__ = ["InferenceAPI", "drop_connection"]
 _STARTING = frozenset({"pending", "initializing", "updating"})
 _BROKEN = frozenset({"failed", "updateFailed"})
 _SCALE_UP_HEADER = "x-scale-up-timeout"
+# Injected faults are named as vLLM names its own errors of these statuses.
+_FAULT_TYPES = {400: "BadRequestError", 404: "NotFoundError", 500: "InternalServerError"}
 
 
 class InferenceAPI:
-    """`POST /v1/chat/completions`, `GET /v1/models` and `GET /health` of every endpoint."""
+    """`POST /v1/chat/completions`, `GET /v1/models` and `GET /health` of every endpoint.
+
+    Every route but the health route is an inference route: it counts as traffic for HF's idle
+    timer and always starts a scaled-to-zero endpoint (the health route does so only while the
+    endpoint's `start_on` is `any`).
+    """
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -52,15 +60,16 @@ class InferenceAPI:
             return await drop_connection(request)
         if faults.latency_ms > 0:
             await self.world.clock.sleep(faults.latency_ms / 1000)
-        refusal = await self._admit(request, record)
+        refusal = await self._admit(request, record, inference=True)
         if refusal is not None:
             return refusal
         try:
             chat = parse_chat_request(await read_json(request))
         except ChatRequestError as exc:
-            raise HTTPException(400, f"Invalid chat completion request: {exc}") from exc
+            return vllm_error(400, f"Invalid chat completion request: {exc}", "BadRequestError")
         if self.world.roll(faults.error_rate):
-            return error(faults.error_status, "Simulated inference fault")
+            status = faults.error_status
+            return vllm_error(status, "Simulated inference fault", _FAULT_TYPES.get(status))
         completion = compose(record.name, chat)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(self.world.now())
         if chat.stream:
@@ -78,7 +87,7 @@ class InferenceAPI:
 
     async def list_models(self, request: Request) -> Response:
         record = self._record(request)
-        refusal = await self._admit(request, record)
+        refusal = await self._admit(request, record, inference=True)
         if refusal is not None:
             return refusal
         created = int(record.created_at)
@@ -87,7 +96,7 @@ class InferenceAPI:
     async def health(self, request: Request) -> Response:
         record = self._record(request)
         self.world.count(record.name, "health")
-        refusal = await self._admit(request, record)
+        refusal = await self._admit(request, record, inference=False)
         return refusal if refusal is not None else Response(status_code=200)
 
     def _record(self, request: Request) -> EndpointRecord:
@@ -98,49 +107,63 @@ class InferenceAPI:
             raise HTTPException(404, f"Endpoint {name} not found")
         return record
 
-    async def _admit(self, request: Request, record: EndpointRecord) -> Response | None:
+    async def _admit(self, request: Request, record: EndpointRecord, *, inference: bool) -> Response | None:
         """None when the endpoint may answer now, else the proxy's refusal (after any hold)."""
-        refusal = self._refusal(record, may_start=True)
+        if inference:
+            record.note_traffic(self.world.now())
+        refusal = self._refusal(record, may_start=True, inference=inference)
         if refusal is None:
             return None
         timeout = _scale_up_timeout(request)
-        if timeout is None or record.state(self.world.now()) not in _STARTING:
+        if timeout is None or not self._on_its_way(record, self.world.now()):
             return refusal
         if await self._hold(record, timeout):
+            if inference:
+                record.note_traffic(self.world.now())
             return None
         if self.world.closed:
-            return error(503, "Service Unavailable: the simulator is shutting down")
+            return vllm_error(503, "Service Unavailable: the simulator is shutting down")
         if self.world.records.get(record.name) is not record:
-            return error(503, f"Service Unavailable: endpoint {record.name} was removed")
-        return self._refusal(record, may_start=False)
+            return vllm_error(503, f"Service Unavailable: endpoint {record.name} was removed")
+        return self._refusal(record, may_start=False, inference=inference)
 
-    def _refusal(self, record: EndpointRecord, *, may_start: bool) -> Response | None:
-        """The proxy's answer for an endpoint that is not running; may start a scaled-to-zero one."""
-        state = record.state(self.world.now())
+    def _refusal(self, record: EndpointRecord, *, may_start: bool, inference: bool) -> Response | None:
+        """The proxy's answer for an endpoint that cannot answer; may start a scaled-to-zero one."""
+        now = self.world.now()
+        state = record.state(now)
         if state == "running":
+            if record.loading(now):
+                return vllm_error(503, f"Service Unavailable: endpoint {record.name} is loading its model")
             return None
         if state == "paused":
-            return error(400, f"Invalid state: endpoint {record.name} is paused, resume it first")
+            return vllm_error(400, f"Invalid state: endpoint {record.name} is paused, resume it first")
         if state in _BROKEN:
-            return error(503, f"Service Unavailable: endpoint {record.name} is {state}")
-        if state == "scaledToZero" and may_start:
+            return vllm_error(503, f"Service Unavailable: endpoint {record.name} is {state}")
+        starts = inference or record.faults.start_on == "any"
+        if state == "scaledToZero" and may_start and starts:
             self.world.start(record)
-        return error(503, f"Service Unavailable: endpoint {record.name} is {state}, retry later")
+        return vllm_error(
+            503, f"Service Unavailable: endpoint {record.name} is {record.state(now)}, retry later"
+        )
+
+    @staticmethod
+    def _on_its_way(record: EndpointRecord, now: float) -> bool:
+        """Starting, or running with its model still loading: worth holding a request for."""
+        return record.state(now) in _STARTING or record.loading(now)
 
     async def _hold(self, record: EndpointRecord, timeout: float) -> bool:
-        """Wait on the clock until the endpoint runs (True), or stops starting, or is removed, or
-        `timeout` seconds pass (False)."""
+        """Wait on the clock until the endpoint answers (True), or stops being on its way, or is
+        removed, or `timeout` seconds pass (False)."""
         clock = self.world.clock
         deadline = clock.monotonic() + timeout
         while self.world.records.get(record.name) is record and not self.world.closed:
             now = clock.now()
-            state = record.state(now)
-            if state == "running":
+            if record.state(now) == "running" and not record.loading(now):
                 return True
             remaining = deadline - clock.monotonic()
-            if state not in _STARTING or remaining <= 0:
+            if not self._on_its_way(record, now) or remaining <= 0:
                 return False
-            ready_at = record.ready_at()
+            ready_at = record.routes_ready_at(now)
             wait = remaining if ready_at is None else min(remaining, ready_at - now)
             await wait_event(clock, record.changed, wait)
         return False

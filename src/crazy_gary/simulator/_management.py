@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -43,17 +46,14 @@ class ManagementAPI:
         await self._admit(request)
         self.world.list_calls += 1
         self._maybe_fail()
-        if not self._own_namespace(request):
-            return JSONResponse({"items": []})
+        malformed = self.world.roll(self.world.management.malformed_rate)
         now, base = self.world.now(), base_url(request)
-        items = [render_endpoint(record, base, now) for record in self.world.records.values()]
+        items = [self._render(record, base, now, malformed) for record in self.world.records.values()]
         return JSONResponse({"items": items})
 
     async def create_endpoint(self, request: Request) -> Response:
         await self._admit(request)
         self._maybe_fail()
-        if not self._own_namespace(request):
-            raise HTTPException(404, f"Namespace {request.path_params['namespace']} not found")
         try:
             name, spec = spec_from_create(await read_json(request))
         except SpecError as exc:
@@ -67,11 +67,13 @@ class ManagementAPI:
 
     async def update_endpoint(self, request: Request) -> Response:
         record = await self._endpoint(request, "update")
+        now = self.world.now()
         try:
-            record.spec = merge_spec(record.spec, await read_json(request))
+            spec = merge_spec(record.spec, await read_json(request), paused=record.state(now) == "paused")
         except SpecError as exc:
             raise HTTPException(400, f"Invalid endpoint configuration: {exc}") from exc
-        record.touch(self.world.now())
+        scaling_changed = spec["compute"]["scaling"] != record.scaling
+        record.update_spec(spec, now, scaling_changed=scaling_changed)
         return self._answer(request, record)
 
     async def delete_endpoint(self, request: Request) -> Response:
@@ -81,7 +83,9 @@ class ManagementAPI:
 
     async def pause_endpoint(self, request: Request) -> Response:
         record = await self._endpoint(request, "pause")
-        record.set_state("paused", self.world.now())
+        now = self.world.now()
+        record.set_replicas(0, 0, now)  # as Hugging Face does: no replica until a resume
+        record.set_state("paused", now)
         return self._answer(request, record)
 
     async def resume_endpoint(self, request: Request) -> Response:
@@ -92,6 +96,8 @@ class ManagementAPI:
         if state in _CANNOT_RESUME:
             raise HTTPException(400, f"Endpoint {record.name} is {state} and cannot be resumed")
         if state in _RESUMABLE:
+            # Resume sets both counts to 1, which turns HF's own scale to zero off until they are put back.
+            record.set_replicas(1, 1, self.world.now())
             self.world.start(record)
         return self._answer(request, record)
 
@@ -106,8 +112,16 @@ class ManagementAPI:
         return JSONResponse(provider_json(self.world.accelerators_in_use()))
 
     async def _admit(self, request: Request) -> None:
-        """Check the token, then wait the injected latency."""
+        """Check the token and the namespace, then wait the injected latency."""
         require_token(request, self.world.config.token)
+        namespace = request.path_params["namespace"]
+        if namespace != self.world.config.namespace:
+            # As Hugging Face answers for a namespace without access or without billing.
+            raise HTTPException(
+                401,
+                f"Unauthorized: this token may not use namespace {namespace} "
+                "(no access to it, or no billing set up for it)",
+            )
         latency = self.world.management.latency_ms
         if latency > 0:
             await self.world.clock.sleep(latency / 1000)
@@ -115,16 +129,16 @@ class ManagementAPI:
     def _maybe_fail(self) -> None:
         faults = self.world.management
         if self.world.roll(faults.error_rate):
-            raise HTTPException(faults.error_status, "Simulated management API fault")
-
-    def _own_namespace(self, request: Request) -> bool:
-        return bool(request.path_params["namespace"] == self.world.config.namespace)
+            headers = None
+            if faults.error_status == 429 and faults.retry_after is not None:
+                headers = {"Retry-After": str(math.ceil(faults.retry_after))}
+            raise HTTPException(faults.error_status, "Simulated management API fault", headers=headers)
 
     async def _endpoint(self, request: Request, kind: str) -> EndpointRecord:
         """The endpoint named in the path, after auth, latency, counting and fault injection."""
         await self._admit(request)
         name = request.path_params["name"]
-        record = self.world.records.get(name) if self._own_namespace(request) else None
+        record = self.world.records.get(name)
         if record is not None:
             self.world.count(name, kind)
         self._maybe_fail()
@@ -134,4 +148,12 @@ class ManagementAPI:
         return record
 
     def _answer(self, request: Request, record: EndpointRecord) -> JSONResponse:
-        return JSONResponse(render_endpoint(record, base_url(request), self.world.now()))
+        malformed = self.world.roll(self.world.management.malformed_rate)
+        return JSONResponse(self._render(record, base_url(request), self.world.now(), malformed))
+
+    @staticmethod
+    def _render(record: EndpointRecord, base: str, now: float, malformed: bool) -> dict[str, Any]:
+        endpoint = render_endpoint(record, base, now)
+        if malformed:
+            del endpoint["status"]  # an answer huggingface_hub cannot parse
+        return endpoint

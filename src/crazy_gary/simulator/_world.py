@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -10,7 +11,7 @@ from crazy_gary.clock import Clock
 
 from ._catalog import seed_specs
 from ._config import SimulatorConfig
-from ._state import PENDING_SECONDS, EndpointRecord
+from ._state import EndpointRecord
 
 __all__ = ["CALL_KINDS", "ManagementFaults", "World"]
 
@@ -28,6 +29,8 @@ class ManagementFaults:
     error_rate: float = 0.0
     error_status: int = 503
     latency_ms: float = 0.0
+    malformed_rate: float = 0.0
+    retry_after: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -39,6 +42,9 @@ class World:
     def __init__(self, config: SimulatorConfig, clock: Clock) -> None:
         self.config = config
         self.clock = clock
+        # createdBy / updatedBy of every endpoint: a stable id, as a Hub account has one
+        digest = hashlib.sha256(config.namespace.encode()).hexdigest()[:24]
+        self.account = {"id": digest, "name": config.namespace}
         self.records: dict[str, EndpointRecord] = {}
         self.closed = False
         self.reset()
@@ -57,9 +63,7 @@ class World:
         self.rng = random.Random(self.config.seed)
         self.management = ManagementFaults()
         self.records = {
-            name: EndpointRecord(
-                name, spec, now=now, state=self.config.initial_state, cold_start=self.config.cold_start
-            )
+            name: self._record(name, spec, now, self.config.initial_state)
             for name, spec in seed_specs().items()
         }
         self.calls: dict[str, dict[str, int]] = {name: _zero_counts() for name in self.records}
@@ -76,19 +80,31 @@ class World:
         return rate > 0 and self.rng.random() < rate
 
     def start(self, record: EndpointRecord) -> None:
-        """Begin a cold start of `record` now, and count it."""
+        """Begin a start of `record` now (`pending`, then its cold start), and count it."""
         record.begin_start(self.now())
         self.count(record.name, "starts")
 
     def create(self, name: str, spec: dict[str, Any]) -> EndpointRecord:
         """Add an endpoint that is `pending` for a second, then initializes."""
         now = self.now()
-        record = EndpointRecord(name, spec, now=now, state="scaledToZero", cold_start=self.config.cold_start)
-        record.begin_start(now, pending_for=PENDING_SECONDS)
+        record = self._record(name, spec, now, "scaledToZero")
+        record.begin_start(now)
         self.records[name] = record
         self.calls.setdefault(name, _zero_counts())
         self.count(name, "starts")
         return record
+
+    def _record(self, name: str, spec: dict[str, Any], now: float, state: str) -> EndpointRecord:
+        config = self.config
+        return EndpointRecord(
+            name,
+            spec,
+            now=now,
+            state=state,
+            cold_start=config.cold_start,
+            minute=config.minute,
+            account=self.account,
+        )
 
     def delete(self, name: str) -> None:
         self.records.pop(name).release_waiters()  # requests held on it find it gone

@@ -13,7 +13,6 @@ it (about 6 MB).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from crazy_gary.clock import Clock
 from crazy_gary.core.ports import Presence, Reading, UpstreamEndpoint
+from crazy_gary.core.supervisor import ErrorHook, Supervisor, stop
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -66,18 +66,16 @@ class SharedRedis:
         """A key of ours: the prefix, then `parts` joined by colons."""
         return self.prefix + ":".join(parts)
 
-    async def start(self) -> None:
-        """Ping once (a replica starts even when Redis is down, degraded), then keep watching."""
+    async def start(self, on_error: ErrorHook | None = None) -> None:
+        """Ping once (a replica starts even when Redis is down, degraded), then keep watching, in a task
+        that survives unexpected errors (logged, and told to `on_error`)."""
         await self.check()
         if self._monitor is None:
-            self._monitor = asyncio.create_task(self._watch(), name="crazy-gary-redis-health")
+            self._monitor = Supervisor(self._clock, on_error).loop("redis-monitor", self._watch)
 
     async def aclose(self) -> None:
-        if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor
-            self._monitor = None
+        monitor, self._monitor = self._monitor, None
+        await stop([monitor])
         await self.client.aclose()
 
     async def check(self) -> bool:
@@ -114,9 +112,9 @@ class SharedRedis:
         self._known = False
 
     async def _watch(self) -> None:
-        while True:
-            await self._clock.sleep(self._check_every)
-            await self.check()
+        """One look: wait, then ping (the supervisor runs it again and again)."""
+        await self._clock.sleep(self._check_every)
+        await self.check()
 
     def _where(self) -> str:
         """host:port of the URL, never its password."""

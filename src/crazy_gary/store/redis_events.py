@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
 
 from crazy_gary.clock import Clock
+from crazy_gary.core.supervisor import ErrorHook, Supervisor, stop
 from crazy_gary.store.redis import CHECK_EVERY, SharedRedis
 
 __all__ = ["EventRelay"]
@@ -46,18 +48,21 @@ class EventRelay:
         with contextlib.suppress(asyncio.QueueFull):
             self._outbox.put_nowait(message)
 
-    async def start(self, deliver: Callable[[str, dict[str, Any]], None]) -> None:
+    async def start(
+        self, deliver: Callable[[str, dict[str, Any]], None], on_error: ErrorHook | None = None
+    ) -> None:
+        """Begin sending and listening, in tasks that survive unexpected errors (logged, and told to
+        `on_error`)."""
         self._outbox = asyncio.Queue(_CAPACITY)
+        supervisor = Supervisor(self._clock, on_error)
         self._tasks = [
-            asyncio.create_task(self._send(self._outbox), name="crazy-gary-events-out"),
-            asyncio.create_task(self._listen(deliver), name="crazy-gary-events-in"),
+            supervisor.loop("redis-events:send", functools.partial(self._send, self._outbox)),
+            supervisor.loop("redis-events:listen", functools.partial(self._listen, deliver)),
         ]
 
     async def aclose(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        await stop(tasks)
 
     async def _send(self, outbox: asyncio.Queue[str]) -> None:
         from redis.exceptions import RedisError

@@ -13,7 +13,7 @@ from crazy_gary.core.ports import ManagementAPI
 from crazy_gary.engine import Engine
 from crazy_gary.hf.management import HfManagement
 from crazy_gary.logs import log_manager_event
-from crazy_gary.metrics import Metrics
+from crazy_gary.metrics import BackgroundErrors, Metrics
 from crazy_gary.recorder import Recorder
 from crazy_gary.store import SqlStore, database_url
 from crazy_gary.store.redis import RedisCoordination, SharedRedis
@@ -52,7 +52,7 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             api = management
             if api is None:
-                api = HfManagement(settings.token, management_url or settings.endpoints_api_url)
+                api = HfManagement(settings.token, management_url or settings.endpoints_api_url, clock=clock)
                 stack.push_async_callback(api.aclose)
             await _start_services(app, settings, clock, api, redis, stack)
             yield
@@ -97,17 +97,18 @@ async def _start_services(
     """Build and start the engine, the event hub, Redis, the store and the metrics, in that order;
     each is closed by `stack`, in the reverse order, also when a later one fails to start."""
     coordination = RedisCoordination(redis, clock) if redis is not None else None
-    engine = Engine.from_settings(settings, api, clock, coordination)
+    background_errors = BackgroundErrors()  # every background loop's failures, counted for /metrics
+    engine = Engine.from_settings(settings, api, clock, coordination, on_background_error=background_errors)
     app.state.engine = engine
     app.state.manager = engine.manager
     engine.manager.subscribe(log_manager_event)
     relay = EventRelay(redis, coordination.replica, clock) if redis and coordination else None
     app.state.events = events = EventHub(engine.manager, engine, clock, relay=relay)
     if redis is not None:
-        await redis.start()
+        await redis.start(background_errors)
         stack.push_async_callback(redis.aclose)
     if relay is not None:
-        await relay.start(events.deliver)
+        await relay.start(events.deliver, background_errors)
         stack.push_async_callback(relay.aclose)
     store = SqlStore(database_url(settings.database_url, settings.data_dir))
     await store.open()
@@ -115,7 +116,7 @@ async def _start_services(
     app.state.recorder = recorder = Recorder(
         store, engine.manager, clock, retention_days=settings.audit_retention_days
     )
-    await recorder.start()
+    await recorder.start(background_errors)
     stack.push_async_callback(recorder.close)
     app.state.metrics = metrics = Metrics(
         engine.manager,
@@ -123,6 +124,7 @@ async def _start_services(
         costs=recorder.billing,
         degraded=(lambda: not redis.healthy) if redis is not None else None,
         leader=lambda: engine.manager.leading,
+        background_errors=background_errors,
     )
     metrics.attach(engine)
     stack.push_async_callback(engine.aclose)  # also after a start that failed half-way

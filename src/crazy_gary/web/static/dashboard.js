@@ -421,11 +421,26 @@ function renderCard(entry) {
     ? `${dollars(data.price_per_hour)} / h`
     : "—";
   card.querySelector(".load").textContent = `${data.in_flight ?? 0} / ${data.pending ?? 0}`;
+  card.querySelector(".hf-line").textContent = hfLine(data);
   const error = card.querySelector(".card-error");
   error.textContent = problem(data, state);
   error.hidden = !error.textContent;
   renderButtons(entry, state);
   renderCountdown(entry);
+}
+
+// What Hugging Face says of the endpoint: its state and message, and its own idle timer.
+function hfLine(data) {
+  const parts = [];
+  if (data.hf_state) {
+    parts.push(`HF: ${data.hf_state}${data.hf_message ? ` — ${data.hf_message}` : ""}`);
+  }
+  if (typeof data.hf_scale_to_zero_timeout === "number") {
+    parts.push(`HF idle timer ${data.hf_scale_to_zero_timeout} min`);
+  } else if (data.managed && data.hf_state) {
+    parts.push("HF idle timer off");
+  }
+  return parts.join(" · ");
 }
 
 function problem(data, state) {

@@ -1,0 +1,124 @@
+"""Hugging Face's own idle timer and replica counts: the safety net under crazy-gary's auto-sleep.
+
+HF scales an endpoint to zero by itself after `scaleToZeroTimeout` minutes without a request, when
+its `minReplica` is 0. Set a little longer than crazy-gary's auto-sleep, that timer never fires
+while crazy-gary runs, and still puts the endpoint to sleep if crazy-gary stops. A pause sets both
+replica counts to 0 and a resume sets both to 1, which turns HF's timer off; after a resume
+crazy-gary puts the counts back as they were before the pause.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from crazy_gary.clock import Clock, wait_any
+from crazy_gary.core.endpoint import Endpoint
+from crazy_gary.core.events import ManagerEvent
+from crazy_gary.core.ports import ManagementAPI, UpstreamEndpoint
+from crazy_gary.errors import ManagementError
+
+__all__ = ["IdleTimerSetting", "ScalingKeeper", "set_idle_timers", "wanted_idle_timer"]
+
+logger = logging.getLogger("crazy_gary.manager")
+
+IdleTimerSetting = str  # "auto", "off" or a whole number of minutes, as CRAZY_GARY_HF_SCALE_TO_ZERO says
+_MARGIN_MINUTES = 15  # HF's timer runs this long past crazy-gary's auto-sleep under `auto`
+ACTOR = "crazy-gary"
+
+
+def wanted_idle_timer(setting: IdleTimerSetting, auto_sleep: float) -> int | None:
+    """The minutes HF's own idle timer should be set to, or None to leave it alone."""
+    if setting == "off":
+        return None
+    if setting == "auto":
+        return None if auto_sleep <= 0 else math.ceil(auto_sleep / 60) + _MARGIN_MINUTES
+    return int(setting)
+
+
+class ScalingKeeper:
+    """Sets HF's idle timer and replica counts where they differ from what crazy-gary needs."""
+
+    def __init__(
+        self, management: ManagementAPI, setting: IdleTimerSetting, emit: Callable[[ManagerEvent], None]
+    ) -> None:
+        self._management = management
+        self._setting = setting
+        self._emit = emit
+
+    async def set_idle_timer(self, endpoint: Endpoint) -> None:
+        """At start: HF's idle timer as the setting wants it (a paused endpoint waits for its resume,
+        when its counts are put back anyway)."""
+        upstream = endpoint.upstream
+        wanted = wanted_idle_timer(self._setting, endpoint.auto_sleep)
+        if upstream is None or wanted is None or upstream.max_replica == 0:
+            return
+        if upstream.scale_to_zero_timeout == wanted and upstream.min_replica == 0:
+            return
+        await self._update(endpoint, upstream, 0, max(upstream.max_replica or 1, 1), wanted, "idle timer")
+
+    async def restore_after_resume(self, endpoint: Endpoint, before_pause: tuple[int, int] | None) -> None:
+        """After a resume (which set both counts to 1): the counts from before the pause — or 0 and 1,
+        which let HF's own timer work, when they are not known — and the idle timer."""
+        upstream = endpoint.upstream
+        if upstream is None:
+            return
+        low, high = before_pause if before_pause is not None and before_pause[1] > 0 else (0, 1)
+        wanted = wanted_idle_timer(self._setting, endpoint.auto_sleep)
+        timeout = wanted if wanted is not None else upstream.scale_to_zero_timeout
+        if (upstream.min_replica, upstream.max_replica, upstream.scale_to_zero_timeout) == (
+            low,
+            high,
+            timeout,
+        ):
+            return
+        await self._update(endpoint, upstream, low, high, timeout, "replica counts after a resume")
+
+    async def _update(
+        self,
+        endpoint: Endpoint,
+        upstream: UpstreamEndpoint,
+        low: int,
+        high: int,
+        timeout: int | None,
+        why: str,
+    ) -> None:
+        details: dict[str, Any] = {
+            "reason": why,
+            "min_replica": [upstream.min_replica, low],
+            "max_replica": [upstream.max_replica, high],
+            "scale_to_zero_timeout": [upstream.scale_to_zero_timeout, timeout],
+        }
+        namespace, name = endpoint.spec.namespace, endpoint.spec.name
+        assert namespace is not None and name is not None, "only managed endpoints are configured"
+        error: str | None = None
+        try:
+            endpoint.upstream = await self._management.update_scaling(
+                namespace, name, min_replica=low, max_replica=high, scale_to_zero_timeout=timeout
+            )
+        except ManagementError as exc:
+            error = exc.message
+            logger.warning("could not set the scaling of %s: %s", endpoint.key, error)
+        self._emit(
+            ManagerEvent(
+                "operation_done",
+                endpoint.key,
+                operation="configure",
+                actor=ACTOR,
+                success=error is None,
+                error=error,
+                details=details,
+            )
+        )
+
+
+async def set_idle_timers(endpoints: Iterable[Endpoint], clock: Clock, keeper: ScalingKeeper) -> None:
+    """Once every endpoint was read at start, set HF's idle timer of each managed one that HF answered for."""
+    endpoints = [endpoint for endpoint in endpoints if endpoint.spec.managed]
+    while not all(endpoint.seen for endpoint in endpoints):
+        await wait_any(clock, [endpoint.updated() for endpoint in endpoints], 1.0)
+    for endpoint in endpoints:
+        if endpoint.reachable:
+            await keeper.set_idle_timer(endpoint)
