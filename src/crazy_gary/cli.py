@@ -340,6 +340,27 @@ def audit(
         output_console().print(audit_table(entries))
 
 
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as one JSON object.")] = False,
+) -> None:
+    """Check the settings against Hugging Face, Redis and the store, one line each; exit 1 on any ✗."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        fail(exc.message, exit_code=2)
+    from crazy_gary.doctor import render, report, run_diagnosis  # HF's client: not loaded by `status`
+
+    checks = run_diagnosis(settings)
+    if as_json:
+        typer.echo(json.dumps(report(checks), indent=2, ensure_ascii=False))
+    else:
+        for check in checks:
+            typer.echo(render(check))
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Run the ``crazy-gary`` command line (the console script)."""
     app(prog_name="crazy-gary")
