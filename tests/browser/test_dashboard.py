@@ -169,6 +169,17 @@ def test_a_fallback_and_an_endpoint_in_error_are_shown(
     expect(state_of(page, "20b")).to_have_text("running")
 
 
+def test_hugging_faces_own_word_is_on_the_card(page: Page, server: Process, simulator: Process) -> None:
+    """A card shows what HF says of its endpoint: a start waiting for a GPU, and HF's own idle timer."""
+    sim_set(simulator, "endpoints/gpt-oss-20b", pending=120)
+    open_dashboard(page, server)
+    line = card(page, "20b").locator(".hf-line")
+    expect(line).to_contain_text("HF idle timer 25 min")  # the safety net: auto-sleep (10 min) + 15
+    assert api(server, "POST", "/api/endpoints/wake/20b").status_code == 202
+    expect(state_of(page, "20b")).to_have_text("starting")
+    expect(line).to_contain_text("HF: pending — Endpoint waiting to be scheduled")
+
+
 def test_a_phone_screen_needs_no_horizontal_scroll(phone: Page, server: Process) -> None:
     """At 390 by 844 pixels every panel fits the width, the cards stack, and the buttons are finger-sized."""
     assert api(server, "POST", "/api/endpoints/wake/20b?wait=true").status_code == 200

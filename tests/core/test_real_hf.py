@@ -163,3 +163,34 @@ async def test_replica_counts_are_put_back_after_pause_and_resume(clock: ManualC
         after_resume = [e for e in configured(events) if e.key == "120b"]
         assert after_resume and after_resume[-1].details is not None
         assert after_resume[-1].details["min_replica"] == [1, 0]
+
+
+async def test_the_safety_net_waits_for_a_namespace_that_could_not_be_read_at_start(
+    clock: ManualClock,
+) -> None:
+    """When HF cannot be read at start, HF's idle timer is set as soon as it answers."""
+    hf = FakeManagement(clock, {"gpt-oss-120b": "scaledToZero", "gpt-oss-20b": "scaledToZero"})
+    hf.down = True
+    async with managed(clock, hf, hf_scale_to_zero="auto") as (_, events):
+        await clock.advance(3)
+        assert hf.updates == []
+        hf.down = False
+        await clock.advance(12)
+        assert sorted(hf.updates) == [("gpt-oss-120b", 0, 1, 30), ("gpt-oss-20b", 0, 1, 30)]
+        assert len(configured(events)) == 2
+
+
+async def test_an_endpoint_whose_model_never_loads_says_so_and_still_sleeps(clock: ManualClock) -> None:
+    """An endpoint HF reports running whose health route never answers 200 stays `starting`, says why
+    once a wake would have timed out, and is put to sleep after auto-sleep all the same: it is billed."""
+    hf = FakeManagement(clock, {"gpt-oss-120b": "running", "gpt-oss-20b": "scaledToZero"})
+    hf.healthy = False
+    async with managed(clock, hf) as (manager, _):
+        assert manager.status("120b").status is STARTING
+        assert manager.status("120b").error is None
+        await clock.advance(301)
+        view = manager.status("120b")
+        assert view.status is STARTING and view.error is not None and "/health" in view.error
+        await clock.advance(600)
+        assert hf.calls["scale-to-zero"] == 1
+        assert manager.status("120b").status is SLEEPING

@@ -179,3 +179,24 @@ def test_a_foreign_namespace_names_itself_the_token_and_billing(simulator: Proce
         assert status_of(server, "120b")["status"] == "sleeping"  # its own namespace is fine
     finally:
         server.stop()
+
+
+def test_a_429_with_retry_after_is_not_asked_again_before_it(simulator: Process) -> None:
+    """Once the management API answers 429 with `Retry-After: 6`, `serve` asks it nothing for 6 s."""
+    server = start_server(simulator)
+    try:
+        sim_set(simulator, "management", error_rate=1.0, error_status=429, retry_after=6)
+        before = sim_calls(simulator)["_list"]
+        wait_until(lambda: sim_calls(simulator)["_list"] > before)  # the first 429
+        refused_at, refused = time.monotonic(), sim_calls(simulator)["_list"]
+        wait_until(lambda: sim_calls(simulator)["_list"] > refused, timeout=15)
+        assert time.monotonic() - refused_at >= 5.5  # asked again only once the 6 s had passed
+        sim_set(simulator, "management", error_rate=0.0)
+        wait_until(
+            lambda: (
+                status_of(server, "120b")["status"] == "sleeping"
+                and status_of(server, "120b")["error"] is None
+            )
+        )
+    finally:
+        server.stop()

@@ -31,6 +31,7 @@ class Endpoint:
     reachable: bool = False
     seen: bool = False
     healthy: bool = False  # the health route answered 200 since HF last reported the endpoint running
+    loading_since: float | None = None  # wall time HF was first read running while unhealthy
     replicas_before_pause: tuple[int, int] | None = None  # (min, max) before crazy-gary paused it
     operation: Operation | None = None
     task: asyncio.Task[None] | None = None
@@ -163,10 +164,22 @@ class Endpoint:
         """Wall time at which auto-sleep is due, or None when it does not apply now."""
         if not self.spec.managed or self.auto_sleep <= 0 or self.operation is not None:
             return None
-        if self.status() is not EndpointStatus.RUNNING or self.running_since is None:
+        if self.status() is EndpointStatus.RUNNING and self.running_since is not None:
+            since = self.running_since
+        elif self.loading_since is not None and self.hf_running and not self.healthy:
+            since = self.loading_since  # billed while its model loads, however long that takes
+        else:
             return None
-        since = max(self.running_since, self.last_activity or 0.0)
-        return since + self.auto_sleep
+        return max(since, self.last_activity or 0.0) + self.auto_sleep
+
+    def load_problem(self, now: float) -> str | None:
+        """Why an endpoint HF reports running has not counted as running for longer than a wake may take."""
+        if self.loading_since is None or now - self.loading_since < self.wake_timeout:
+            return None
+        return (
+            f"Hugging Face reports the endpoint running, but its health route {self.health_route} has "
+            f"not answered 200 for {now - self.loading_since:.0f} s; no request is sent to it meanwhile."
+        )
 
     def ready_in(self, now: float) -> float | None:
         """Seconds from wall time `now` until a starting endpoint should run, judged by its last cold
@@ -239,7 +252,11 @@ class Endpoint:
             pending=self.pending,
             circuit=self.breaker.state.value,
             operation=self.operation,
-            error=self.failure or self.last_error or self.poll_error or self.hf_failure,
+            error=self.failure
+            or self.last_error
+            or self.poll_error
+            or self.hf_failure
+            or self.load_problem(now),
             timed_out=self.timed_out and self.failure is not None,
             hf_message=upstream.message if upstream and self.reachable else None,
             hf_scale_to_zero_timeout=upstream.scale_to_zero_timeout if upstream else None,

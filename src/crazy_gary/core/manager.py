@@ -79,7 +79,7 @@ class HuggingFaceEndpointManager:
             fast_interval=poll_fast_interval,
             on_change=self._state_changed,
         )
-        self._scaling = ScalingKeeper(management, hf_scale_to_zero, self._emit)
+        self._scaling = ScalingKeeper(management, self._poller, hf_scale_to_zero, self._emit)
         self._runner = OperationRunner(
             management,
             self._poller,
@@ -320,6 +320,7 @@ class HuggingFaceEndpointManager:
         if reported != endpoint.reported:
             endpoint.reported = reported
             self._announce_state(endpoint)
+            self._autosleep.kick()  # a loading endpoint is due to sleep too
 
     def _announce_state(self, endpoint: Endpoint) -> None:
         status = endpoint.status().value

@@ -61,9 +61,13 @@ class OperationRunner:
                     timed_out=True,
                 )
             await wait_event(self._clock, updated, remaining)
-        if "resume" in sent and self._scaling is not None:
-            before, endpoint.replicas_before_pause = endpoint.replicas_before_pause, None
-            await self._scaling.restore_after_resume(endpoint, before)
+        scaling = self._scaling
+        if (
+            "resume" in sent
+            and scaling
+            and await scaling.restore_after_resume(endpoint, endpoint.replicas_before_pause)
+        ):
+            endpoint.replicas_before_pause = None  # kept until put back, for the next resume
 
     async def _start_upstream(
         self, endpoint: Endpoint, namespace: str, name: str, deadline: float, sent: list[str]
@@ -129,7 +133,9 @@ class OperationRunner:
         ticket = self._poller.ticket()
         if self._sleep_mode == "pause":
             before = endpoint.upstream
-            if before is not None and before.max_replica:  # a pause sets both to 0; a resume puts them back
+            # a pause sets both to 0 and a resume both to 1; the counts still owed from an earlier
+            # pause, whose put-back failed, are the ones to keep
+            if before is not None and before.max_replica and endpoint.replicas_before_pause is None:
                 endpoint.replicas_before_pause = (before.min_replica or 0, before.max_replica)
             upstream = await self._management.pause(namespace, name)
         else:

@@ -131,6 +131,10 @@ class StatusPoller:
             endpoint.upstream = upstream
             if upstream.state != "running":
                 endpoint.healthy = False  # a replica that starts again must load its model again
+            if not endpoint.hf_running or endpoint.healthy:
+                endpoint.loading_since = None
+            elif endpoint.loading_since is None:
+                endpoint.loading_since = endpoint.observed_at
         endpoint.poll_error = error
         self._on_change(endpoint, before)
         endpoint.notify()
@@ -151,7 +155,7 @@ class StatusPoller:
             if url is not None and await self._management.probe(url, endpoint.health_route):
                 if endpoint.hf_running:  # not stopped while we asked
                     before = endpoint.status()
-                    endpoint.healthy = True
+                    endpoint.healthy, endpoint.loading_since = True, None
                     self._on_change(endpoint, before)
                     endpoint.notify()
                 return

@@ -17,6 +17,7 @@ from typing import Any
 from crazy_gary.clock import Clock, wait_any
 from crazy_gary.core.endpoint import Endpoint
 from crazy_gary.core.events import ManagerEvent
+from crazy_gary.core.poller import StatusPoller
 from crazy_gary.core.ports import ManagementAPI, UpstreamEndpoint
 from crazy_gary.errors import ManagementError
 
@@ -42,9 +43,14 @@ class ScalingKeeper:
     """Sets HF's idle timer and replica counts where they differ from what crazy-gary needs."""
 
     def __init__(
-        self, management: ManagementAPI, setting: IdleTimerSetting, emit: Callable[[ManagerEvent], None]
+        self,
+        management: ManagementAPI,
+        poller: StatusPoller,
+        setting: IdleTimerSetting,
+        emit: Callable[[ManagerEvent], None],
     ) -> None:
         self._management = management
+        self._poller = poller
         self._setting = setting
         self._emit = emit
 
@@ -53,28 +59,31 @@ class ScalingKeeper:
         when its counts are put back anyway)."""
         upstream = endpoint.upstream
         wanted = wanted_idle_timer(self._setting, endpoint.auto_sleep)
-        if upstream is None or wanted is None or upstream.max_replica == 0:
+        if upstream is None or wanted is None or upstream.max_replica == 0 or upstream.state == "paused":
             return
         if upstream.scale_to_zero_timeout == wanted and upstream.min_replica == 0:
             return
         await self._update(endpoint, upstream, 0, max(upstream.max_replica or 1, 1), wanted, "idle timer")
 
-    async def restore_after_resume(self, endpoint: Endpoint, before_pause: tuple[int, int] | None) -> None:
-        """After a resume (which set both counts to 1): the counts from before the pause — or 0 and 1,
-        which let HF's own timer work, when they are not known — and the idle timer."""
+    async def restore_after_resume(self, endpoint: Endpoint, before_pause: tuple[int, int] | None) -> bool:
+        """After a resume: the counts from before the pause, and the idle timer. Without them, only
+        HF's resume counts (1 and 1) are changed, to 0 and 1 so that HF's own timer works; counts
+        someone set otherwise are left alone. False when HF refused the change."""
         upstream = endpoint.upstream
         if upstream is None:
-            return
-        low, high = before_pause if before_pause is not None and before_pause[1] > 0 else (0, 1)
+            return False
+        counts = (upstream.min_replica, upstream.max_replica)
+        if before_pause is not None and before_pause[1] > 0:
+            low, high = before_pause
+        elif counts == (1, 1):
+            low, high = 0, 1
+        else:
+            return True
         wanted = wanted_idle_timer(self._setting, endpoint.auto_sleep)
         timeout = wanted if wanted is not None else upstream.scale_to_zero_timeout
-        if (upstream.min_replica, upstream.max_replica, upstream.scale_to_zero_timeout) == (
-            low,
-            high,
-            timeout,
-        ):
-            return
-        await self._update(endpoint, upstream, low, high, timeout, "replica counts after a resume")
+        if (*counts, upstream.scale_to_zero_timeout) == (low, high, timeout):
+            return True
+        return await self._update(endpoint, upstream, low, high, timeout, "replica counts after a resume")
 
     async def _update(
         self,
@@ -84,7 +93,7 @@ class ScalingKeeper:
         high: int,
         timeout: int | None,
         why: str,
-    ) -> None:
+    ) -> bool:
         details: dict[str, Any] = {
             "reason": why,
             "min_replica": [upstream.min_replica, low],
@@ -95,9 +104,11 @@ class ScalingKeeper:
         assert namespace is not None and name is not None, "only managed endpoints are configured"
         error: str | None = None
         try:
-            endpoint.upstream = await self._management.update_scaling(
+            ticket = self._poller.ticket()  # the answer is applied in order with the readings
+            answer = await self._management.update_scaling(
                 namespace, name, min_replica=low, max_replica=high, scale_to_zero_timeout=timeout
             )
+            self._poller.apply(endpoint, answer, ticket)
         except ManagementError as exc:
             error = exc.message
             logger.warning("could not set the scaling of %s: %s", endpoint.key, error)
@@ -112,13 +123,16 @@ class ScalingKeeper:
                 details=details,
             )
         )
+        return error is None
 
 
 async def set_idle_timers(endpoints: Iterable[Endpoint], clock: Clock, keeper: ScalingKeeper) -> None:
-    """Once every endpoint was read at start, set HF's idle timer of each managed one that HF answered for."""
-    endpoints = [endpoint for endpoint in endpoints if endpoint.spec.managed]
-    while not all(endpoint.seen for endpoint in endpoints):
-        await wait_any(clock, [endpoint.updated() for endpoint in endpoints], 1.0)
-    for endpoint in endpoints:
-        if endpoint.reachable:
+    """At start, HF's idle timer of each managed endpoint, as soon as HF first answers for it (a
+    namespace that could not be read at first is set once it can)."""
+    waiting = [endpoint for endpoint in endpoints if endpoint.spec.managed]
+    while waiting:
+        for endpoint in [endpoint for endpoint in waiting if endpoint.reachable]:
+            waiting.remove(endpoint)
             await keeper.set_idle_timer(endpoint)
+        if waiting:
+            await wait_any(clock, [endpoint.updated() for endpoint in waiting], 10.0)

@@ -180,20 +180,35 @@ class HfManagement:
 
     async def poke(self, url: str, route: str = "/health") -> None:
         """One GET of the endpoint's health route, which HF may count as traffic that starts it."""
-        try:
-            async with self._health_client().get(_join(url, route)) as response:
-                await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ManagementUnavailable(f"The endpoint at {url} could not be reached to start it.") from exc
+        await self._start_request(url, "GET", route)
 
     async def send_inference(self, url: str, model: str) -> None:
         """A one-token chat request: HF documents that a request starts a scaled-to-zero endpoint."""
         body = {"model": model, "messages": [{"role": "user", "content": "."}], "max_tokens": 1}
-        try:
-            async with self._health_client().post(_join(url, "/v1/chat/completions"), json=body) as response:
-                await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ManagementUnavailable(f"The endpoint at {url} could not be reached to start it.") from exc
+        await self._start_request(url, "POST", "/v1/chat/completions", body)
+
+    async def _start_request(self, url: str, method: str, route: str, body: object = None) -> None:
+        """A request meant to start an endpoint; its answer does not matter, only that it arrived."""
+        # On a connection of its own: a kept-alive one may be closed by the server at the very moment
+        # it is reused (the wake's inference request follows its health request by about the usual
+        # keep-alive timeout), and then the request would never arrive.
+        headers = {"Connection": "close"}
+        for attempt in (1, 2):
+            try:
+                async with self._health_client().request(
+                    method, _join(url, route), json=body, headers=headers
+                ) as response:
+                    await response.read()
+                    return
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                if attempt == 2:
+                    raise ManagementUnavailable(
+                        f"The endpoint at {url} could not be reached to start it."
+                    ) from exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise ManagementUnavailable(
+                    f"The endpoint at {url} could not be reached to start it."
+                ) from exc
 
     async def probe(self, url: str, route: str = "/health") -> bool:
         try:
