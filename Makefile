@@ -1,5 +1,6 @@
 # Two commands for a newcomer: `make run` and `make test`. Each sets up the machine by itself:
-# a bootstrap virtualenv holding uv, then the project's .venv from the lock file.
+# a bootstrap virtualenv holding uv, then the project's .venv from the lock file; `make test` also
+# the Chromium of the browser tests, first (see `browser`).
 PYTHON ?= python3
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
@@ -7,7 +8,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint typecheck unit setup clean bench screenshot
+.PHONY: run test lint typecheck unit setup browser clean bench screenshot
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -26,22 +27,27 @@ run: setup
 	$(VENV)/bin/crazy-gary serve
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
 
 typecheck: setup
 	$(VENV)/bin/mypy
 
-unit: setup
+# The browser tests drive Debian's Chromium: installed here as root with apt-get, else make stops at
+# once with a line saying what to install (scripts/chromium.py).
+browser:
+	@$(PYTHON) scripts/chromium.py
+
+unit: browser setup
 	$(VENV)/bin/pytest
 
-test: lint typecheck unit
+test: browser lint typecheck unit
 
 bench: setup
 	$(VENV)/bin/python -m bench
 
 # The README's picture of the page, taken by the browser test that wakes an endpoint.
-screenshot: setup
+screenshot: browser setup
 	DASHBOARD_SCREENSHOT=docs/dashboard.png $(VENV)/bin/pytest -q tests/browser -k wake_and_sleep
 
 clean:

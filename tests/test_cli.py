@@ -1,7 +1,8 @@
 """The `crazy-gary` command line, driven against a real HTTP server on a loopback socket.
 
-The server is a tiny Starlette app answering SPEC §4's routes with canned JSON in the SPEC's
-shapes; it records what each request carried, so the tests check both ends of the wire.
+The server is a tiny Starlette app answering the REST API's routes with canned JSON in the shapes
+of the README's "REST API"; it records what each request carried, so the tests check both ends of
+the wire.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from starlette.routing import Route
 from typer.testing import CliRunner, Result
 
 from crazy_gary import cli
-from crazy_gary._cli_render import format_ago, format_countdown
-from crazy_gary._cli_watch import parse_events
+from crazy_gary.cli import endpoints
+from crazy_gary.cli.render import format_ago, format_countdown
+from crazy_gary.cli.watch import parse_events
 from crazy_gary.errors import ConfigError
 
 OPERATOR_KEY = "op-secret"
@@ -71,7 +73,7 @@ class Seen:
 
 @dataclass
 class FakeServer:
-    """Canned SPEC answers on loopback; `answer` overrides the next answers, `states` scripts polls."""
+    """Canned REST API answers on loopback; `answer` overrides the next answers, `states` scripts polls."""
 
     url: str = ""
     seen: list[Seen] = field(default_factory=list)
@@ -275,7 +277,7 @@ def test_wake_wait_timeout_exits_1(server: FakeServer) -> None:
 
 def test_wake_all_wait_polls_until_running(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """`wake --all --wait` posts the wake, then polls the status until every endpoint runs."""
-    monkeypatch.setattr(cli, "POLL_INTERVAL_SECONDS", 0.01)
+    monkeypatch.setattr(endpoints, "POLL_INTERVAL_SECONDS", 0.01)
     server.states.extend(["starting", "starting", "running"])
     result = run("wake", "--all", "--wait")
     assert result.exit_code == 0, result.output
@@ -415,8 +417,12 @@ def test_parse_events_follows_the_format() -> None:
 def test_serve_loads_settings_and_runs_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
     """`serve` passes --simulate through to the settings and host/port to the server."""
     calls: list[tuple[str, Any]] = []
-    monkeypatch.setattr(cli, "load_settings", lambda *, simulate: calls.append(("load", simulate)) or "S")
-    monkeypatch.setattr(cli, "run_server", lambda s, *, host, port: calls.append(("run", (s, host, port))))
+    monkeypatch.setattr(
+        "crazy_gary.config.load_settings", lambda *, simulate: calls.append(("load", simulate)) or "S"
+    )
+    monkeypatch.setattr(
+        "crazy_gary.web.server.run_server", lambda s, *, host, port: calls.append(("run", (s, host, port)))
+    )
     assert run("serve", "--port", "9000").exit_code == 0
     assert run("serve", "--simulate", "--host", "0.0.0.0").exit_code == 0
     assert run("serve", "--no-simulate").exit_code == 0
@@ -436,7 +442,7 @@ def test_serve_config_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None
     def refuse(*, simulate: bool | None) -> None:
         raise ConfigError("HUGGINGFACE_API_KEY: required unless simulating")
 
-    monkeypatch.setattr(cli, "load_settings", refuse)
+    monkeypatch.setattr("crazy_gary.config.load_settings", refuse)
     result = run("serve")
     assert result.exit_code == 2
     assert result.stderr == "error: HUGGINGFACE_API_KEY: required unless simulating\n"
@@ -445,8 +451,10 @@ def test_serve_config_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None
 def test_simulate_loads_its_config_and_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     """`simulate --token T --port P` hands T to the config and the config, host and port to the simulator."""
     calls: list[Any] = []
-    monkeypatch.setattr(cli, "load_simulator_config", lambda *, token: f"config:{token}")
-    monkeypatch.setattr(cli, "run_simulator", lambda c, *, host, port: calls.append((c, host, port)))
+    monkeypatch.setattr("crazy_gary.config.load_simulator_config", lambda *, token: f"config:{token}")
+    monkeypatch.setattr(
+        "crazy_gary.simulator.run_simulator", lambda c, *, host, port: calls.append((c, host, port))
+    )
     assert run("simulate", "--token", "hf_x", "--port", "8011").exit_code == 0
     assert run("simulate").exit_code == 0
     assert calls == [("config:hf_x", "127.0.0.1", 8011), ("config:None", "127.0.0.1", 8010)]
@@ -458,8 +466,8 @@ def test_simulate_port_in_use_is_one_line(monkeypatch: pytest.MonkeyPatch) -> No
     def taken(config: object, *, host: str, port: int) -> None:
         raise OSError(98, "Address already in use")
 
-    monkeypatch.setattr(cli, "load_simulator_config", lambda *, token: "config")
-    monkeypatch.setattr(cli, "run_simulator", taken)
+    monkeypatch.setattr("crazy_gary.config.load_simulator_config", lambda *, token: "config")
+    monkeypatch.setattr("crazy_gary.simulator.run_simulator", taken)
     result = run("simulate", "--port", "8010")
     assert result.exit_code == 1
     assert result.stderr == "error: cannot listen on 127.0.0.1:8010: Address already in use\n"
@@ -481,3 +489,18 @@ def test_last_activity_reads_as_time_ago(ago: int, shown: str) -> None:
     """Last activity reads as a rough time ago; a server clock slightly ahead reads `just now`."""
     assert format_ago(NOW - ago, now=NOW) == shown
     assert format_ago(None, now=NOW) == "—"
+
+
+def test_an_operation_under_way_is_not_shown_failed() -> None:
+    """An audit entry accepted and not finished (`success: null`) reads `under way`, not `failed`."""
+    import io
+
+    from rich.console import Console
+
+    from crazy_gary.cli.render import audit_table
+
+    entry = {"id": 1, "timestamp": 1_700_000_000, "actor": "ops", "operation": "wake", "model_type": "120b"}
+    console = Console(file=io.StringIO(), width=200)
+    console.print(audit_table([{**entry, "success": None, "error": None, "details": {}}]))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "under way" in text and "failed" not in text

@@ -33,7 +33,7 @@ SEED_EXAMPLE = textwrap.dedent(
 
 
 def test_seed_example_runs_as_written() -> None:
-    """SPEC §5's example runs against the embedded simulator and prints what it promises."""
+    """The README's "Python" example runs against the embedded simulator and prints what it promises."""
     env = {
         k: v
         for k, v in os.environ.items()

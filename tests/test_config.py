@@ -59,7 +59,7 @@ def test_bad_addresses_name_the_expected_form(address: str) -> None:
 
 
 def test_defaults_when_simulating() -> None:
-    """Without a token crazy-gary simulates the demo pair 120b → 20b with SPEC's defaults."""
+    """Without a token crazy-gary simulates the demo pair 120b → 20b with the README's defaults."""
     settings = load_settings()
     assert settings.simulating
     assert set(settings.endpoints) == {"120b", "20b"}

@@ -3,7 +3,7 @@
 The app runs under uvicorn in a background thread with its own event loop (schemathesis calls are
 synchronous), on a `ManualClock` that never moves and with an in-memory management API, so wakes and
 sleeps answer at once and nothing here waits on real time. Whatever is sent, the app must never answer
-5xx, and every 4xx must be JSON in the error shape of SPEC §4.
+5xx, and every 4xx must be JSON in the error shape of the README's "REST API".
 """
 
 from __future__ import annotations

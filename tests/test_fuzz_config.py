@@ -1,6 +1,6 @@
 """Property tests of the settings: address and key parsing, and `load_settings` fed any value.
 
-A bad value must stop start-up with one `ConfigError` line that names its variable (SPEC §2):
+A bad value must stop start-up with one `ConfigError` line that names its variable (README, "Configuration"):
 never another exception, never a traceback, never a key in the message.
 """
 
@@ -286,7 +286,7 @@ def test_load_settings_fed_any_value(variable: str, value: str, empty_dir: Path)
 
 
 def test_the_fuzzed_variables_cover_spec_section_2() -> None:
-    """Every variable of SPEC §2 is among the fuzzed ones."""
+    """Every variable of the README's "Configuration" is among the fuzzed ones."""
     spec = {
         *("HUGGINGFACE_API_KEY", "HF_BASE_URL_120B", "HF_BASE_URL_20B", "ENDPOINT_WAKE_TIMEOUT"),
         *("ENDPOINT_AUTO_SLEEP", "ENDPOINT_SLEEP_MODE", "HF_ENDPOINTS_API_URL", "CRAZY_GARY_SIMULATE"),

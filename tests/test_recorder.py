@@ -105,3 +105,62 @@ async def test_the_writer_outlives_an_unexpected_error(tmp_path: Path) -> None:
     finally:
         await recorder.close()
         await store.close()
+
+
+async def test_an_operation_accepted_and_ended_within_one_write_is_one_entry(tmp_path: Path) -> None:
+    """A wake accepted and ended before the writer ran is one entry with the outcome and the details
+    of its end; `configure`, which is never accepted first, is written when it ends."""
+    clock = ManualClock()
+    store = SqlStore(database_url(None, tmp_path))
+    await store.open()
+    manager = HuggingFaceEndpointManager(SPECS, FakeManagement(clock, {}), clock)
+    recorder = Recorder(store, manager, clock)
+    try:
+        await recorder.start()
+        recorder.on_event(ManagerEvent("operation", "20b", operation="wake", actor="ops", request_id="r1"))
+        done = ManagerEvent(
+            "operation_done",
+            "20b",
+            operation="wake",
+            actor="ops",
+            success=True,
+            request_id="r1",
+            details={"sent": ["resume"]},
+        )
+        recorder.on_event(done)
+        configure = {"min_replica": [1, 0]}
+        recorder.on_event(
+            ManagerEvent(
+                "operation_done", "20b", operation="configure", actor="crazy-gary", details=configure
+            )
+        )
+        log = await recorder.audit(AuditQuery())
+        assert [(e.operation, e.success, e.details, e.request_id) for e in log] == [
+            ("configure", False, configure, None),
+            ("wake", True, {"sent": ["resume"]}, "r1"),
+        ]
+    finally:
+        await recorder.close()
+        await store.close()
+
+
+async def test_an_operation_that_never_ends_stays_in_the_log_as_running(tmp_path: Path) -> None:
+    """An accepted wake is written with `success` None, and stays so in the store when its process
+    stops before the wake ends."""
+    clock = ManualClock()
+    url = database_url(None, tmp_path)
+    store = SqlStore(url)
+    await store.open()
+    manager = HuggingFaceEndpointManager(SPECS, FakeManagement(clock, {}), clock)
+    recorder = Recorder(store, manager, clock)
+    await recorder.start()
+    recorder.on_event(ManagerEvent("operation", "20b", operation="wake", actor="ops"))
+    await recorder.close()  # before the wake ends, as when its process dies
+    await store.close()
+    again = SqlStore(url)
+    await again.open()
+    try:
+        log = await again.audit(AuditQuery())
+        assert [(e.operation, e.actor, e.success) for e in log] == [("wake", "ops", None)]
+    finally:
+        await again.close()

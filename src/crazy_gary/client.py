@@ -1,4 +1,4 @@
-"""HarmonyClient: the engine in-process, for Python programs (SPEC §5)."""
+"""HarmonyClient: the engine in-process, for Python programs (README: Python)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from typing import Any
 from crazy_gary.clock import Clock, SystemClock
 from crazy_gary.config import SIMULATOR_TOKEN, Settings, load_settings, load_simulator_config
 from crazy_gary.core.manager import HuggingFaceEndpointManager
-from crazy_gary.core.ports import ManagementAPI
+from crazy_gary.core.ports import InferencePort, ManagementAPI
 from crazy_gary.core.status import EndpointStatus
 from crazy_gary.engine import Engine, Exchange
 from crazy_gary.errors import UpstreamError
+from crazy_gary.hf.inference import quiet_retry_hooks
 from crazy_gary.hf.management import HfManagement
 from crazy_gary.simulator import SimulatorServer
 
@@ -54,7 +55,9 @@ class HarmonyClient:
     """The same engine the server runs, as an async context manager.
 
     `async with HarmonyClient() as client:` reads the settings from the environment; the status
-    methods answer the endpoint objects of the REST API.
+    methods answer the endpoint objects of the REST API. `management` and `inference` replace the
+    clients of Hugging Face's management API and of the endpoints (closed with the engine).
+    Entering turns stamina's global retry hooks off: retries are counted by crazy-gary itself.
     """
 
     def __init__(
@@ -63,10 +66,12 @@ class HarmonyClient:
         *,
         clock: Clock | None = None,
         management: ManagementAPI | None = None,
+        inference: InferencePort | None = None,
     ) -> None:
         self._settings = settings or load_settings()
         self._clock = clock or SystemClock()
         self._management = management
+        self._inference = inference
         self._stack = contextlib.AsyncExitStack()
         self._engine: Engine | None = None
 
@@ -82,6 +87,7 @@ class HarmonyClient:
 
     async def __aenter__(self) -> HarmonyClient:
         """Start the engine; when simulating, the simulator too, in this process."""
+        quiet_retry_hooks()
         management = self._management
         if management is None:
             url = self._settings.endpoints_api_url
@@ -93,7 +99,9 @@ class HarmonyClient:
             owned = HfManagement(self._settings.token, url, clock=self._clock)
             self._stack.push_async_callback(owned.aclose)
             management = owned
-        self._engine = Engine.from_settings(self._settings, management, self._clock)
+        self._engine = Engine.from_settings(
+            self._settings, management, self._clock, inference=self._inference
+        )
         self._stack.push_async_callback(self._engine.aclose)
         await self._engine.start()
         return self

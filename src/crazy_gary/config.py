@@ -1,8 +1,9 @@
 """Settings: the only module that reads the environment.
 
-`load_settings()` reads the variables of SPEC §2 and the optional TOML file named by
-`CRAZY_GARY_CONFIG`, and turns any bad value into one :class:`ConfigError` sentence that names
-the variable. Endpoint addresses are parsed here, once.
+`load_settings()` reads the variables of the README's "Configuration" section and the optional TOML
+file named by `CRAZY_GARY_CONFIG`, and turns any bad value into one :class:`ConfigError` sentence that
+names the variable. Endpoint addresses are parsed here, once, into the core's
+:class:`~crazy_gary.core.specs.EndpointSpec` (a plain dataclass: the only thing of the core imported).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -23,22 +24,23 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.endpoint_file import (
     CONFIG_VARIABLE,
     EXPECTED_ADDRESS,
-    EndpointSpec,
     check_fallbacks,
     parse_endpoint_address,
     read_endpoint_file,
     spec_from_entry,
 )
 from crazy_gary.errors import ConfigError
-from crazy_gary.simulator import SimulatorConfig
+
+if TYPE_CHECKING:
+    from crazy_gary.simulator import SimulatorConfig
 
 __all__ = [
     "EXPECTED_ADDRESS",
     "ApiKey",
-    "EndpointSpec",
     "Role",
     "Settings",
     "load_settings",
@@ -52,6 +54,7 @@ ROLES: tuple[Role, ...] = ("viewer", "user", "operator")
 SIMULATOR_TOKEN = "hf_simulator"
 SIMULATOR_NAMESPACE = "demo"
 
+# A subset of what `limits.parse` reads, with at least one call per at least one period.
 _RATE = re.compile(
     r"^\s*0*[1-9]\d*\s*(/|\s+per\s+)\s*(0*[1-9]\d*\s*)?(second|minute|hour|day)s?\s*$", re.IGNORECASE
 )
@@ -99,7 +102,8 @@ def _alias(name: str, default: Any, **constraints: Any) -> Any:
 
 
 class Settings(BaseSettings):
-    """Every setting of SPEC §2, from the environment, then the TOML file, then the defaults."""
+    """Every setting of the README's "Configuration", from the environment, then the TOML file, then
+    the defaults."""
 
     model_config = SettingsConfigDict(
         case_sensitive=False, extra="ignore", populate_by_name=True, env_ignore_empty=True
@@ -291,7 +295,13 @@ def load_settings(*, simulate: bool | None = None, **overrides: Any) -> Settings
 
 
 def load_simulator_config(**overrides: Any) -> SimulatorConfig:
-    """The simulator's settings (`CRAZY_GARY_SIM_*`), as a `crazy_gary.simulator.SimulatorConfig`."""
+    """The simulator's settings (`CRAZY_GARY_SIM_*`), as a `crazy_gary.simulator.SimulatorConfig`.
+
+    The simulator is imported here, not at the top: it loads Starlette, and nothing but the commands
+    that run it (`simulate`, a simulating `serve` or `doctor`) should pay for that.
+    """
+    from crazy_gary.simulator import SimulatorConfig
+
     try:
         values = _SimulatorSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:

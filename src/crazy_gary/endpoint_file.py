@@ -1,22 +1,27 @@
-"""The endpoints: addresses on Hugging Face, and the `[endpoints.KEY]` tables of the TOML file."""
+"""The endpoints: addresses on Hugging Face, and the `[endpoints.KEY]` tables of the TOML file.
+
+They become :class:`crazy_gary.core.specs.EndpointSpec`, the core's own type.
+"""
 
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.errors import ConfigError
 
 __all__ = [
     "CONFIG_VARIABLE",
     "EXPECTED_ADDRESS",
-    "EndpointSpec",
+    "check_fallbacks",
     "parse_endpoint_address",
     "read_endpoint_file",
+    "spec_from_entry",
 ]
 
 CONFIG_VARIABLE = "CRAZY_GARY_CONFIG"
@@ -26,7 +31,6 @@ _LONG_FORM = re.compile(
     rf"^https?://(?:ui\.)?endpoints\.huggingface\.co/(?P<ns>{_NAME})/endpoints/(?P<name>{_NAME})/?$"
 )
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-# A subset of what `limits.parse` reads, with at least one call per at least one period.
 EXPECTED_ADDRESS = "https://endpoints.huggingface.co/{namespace}/endpoints/{name} or {namespace}/{name}"
 
 
@@ -38,28 +42,6 @@ def parse_endpoint_address(value: str) -> tuple[str, str]:
         shown = text if len(text) <= 80 else text[:77] + "..."
         raise ValueError(f"'{shown}' is not an endpoint address; expected {EXPECTED_ADDRESS}")
     return match["ns"], match["name"]
-
-
-@dataclass(frozen=True)
-class EndpointSpec:
-    """One endpoint crazy-gary knows, by key (`120b`).
-
-    Managed endpoints have `namespace`/`name` on Hugging Face; unmanaged ones only an `inference_url`.
-    """
-
-    key: str
-    url: str
-    namespace: str | None = None
-    name: str | None = None
-    inference_url: str | None = None
-    fallback: str | None = None
-    price_per_hour: float | None = None
-    auto_sleep: float | None = None
-    wake_timeout: float | None = None
-
-    @property
-    def managed(self) -> bool:
-        return self.inference_url is None
 
 
 class _EndpointEntry(BaseModel):
@@ -83,6 +65,7 @@ class _EndpointEntry(BaseModel):
 
 
 def read_endpoint_file(path: Path | None) -> dict[str, _EndpointEntry]:
+    """The `[endpoints.KEY]` tables of the TOML file at `path`, checked; none without a file."""
     if path is None:
         return {}
     try:
@@ -110,6 +93,7 @@ def read_endpoint_file(path: Path | None) -> dict[str, _EndpointEntry]:
 
 
 def spec_from_entry(key: str, entry: _EndpointEntry) -> EndpointSpec:
+    """The endpoint one table describes: managed (`url`) or unmanaged (`inference_url`)."""
     where = f"{CONFIG_VARIABLE}: endpoints.{key}"
     if (entry.url is None) == (entry.inference_url is None):
         raise ConfigError(f"{where}: give exactly one of url and inference_url")
@@ -132,6 +116,7 @@ def spec_from_entry(key: str, entry: _EndpointEntry) -> EndpointSpec:
 
 
 def check_fallbacks(specs: dict[str, EndpointSpec]) -> None:
+    """Every fallback names another configured endpoint; ConfigError otherwise."""
     for spec in specs.values():
         if spec.fallback is None:
             continue

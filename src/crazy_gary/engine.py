@@ -1,6 +1,9 @@
-"""The gateway engine: route a chat request, forward it, retry or fall back, count it in flight.
+"""The gateway engine: route a chat request, forward it under a lease, fall back, tell how it went.
 
-Shared by the web gateway and HarmonyClient; knows no web framework.
+Shared by the web gateway and HarmonyClient; knows no web framework. A request walks one way:
+routing chooses an endpoint, a lease (`crazy_gary.core.lease`) counts it in flight and holds the
+breaker's claim, the inference port sends it (retrying transient faults), and the outcome settles
+the lease.
 """
 
 from __future__ import annotations
@@ -10,20 +13,20 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from crazy_gary.clock import Clock, wait_event
+from crazy_gary.clock import Clock
 from crazy_gary.config import Settings
 from crazy_gary.core.endpoint import Endpoint
+from crazy_gary.core.lease import Lease
 from crazy_gary.core.manager import HuggingFaceEndpointManager
-from crazy_gary.core.ports import Coordination, ManagementAPI
+from crazy_gary.core.ports import CHAT_PATH, Coordination, InferenceAnswer, InferencePort, ManagementAPI
 from crazy_gary.core.routing import Decision, FallbackReason, Router
 from crazy_gary.core.status import EndpointStatus
 from crazy_gary.core.supervisor import ErrorHook
 from crazy_gary.errors import CrazyGaryError, NoCapacity, UpstreamError
-from crazy_gary.hf.inference import InferenceClient, UpstreamResponse
+from crazy_gary.hf.inference import InferenceClient
 
 __all__ = ["BadRequest", "ChatRequest", "Engine", "Exchange", "RequestEvent"]
 
-CHAT_PATH = "/v1/chat/completions"
 READ_AGAIN = 5.0  # seconds to wait for a fresh reading of an endpoint that answered 503
 
 
@@ -74,16 +77,22 @@ class _Trace:
     errors: list[str] = field(default_factory=list)
     first_byte: float | None = None
 
+    def failed(self, exc: UpstreamError) -> None:
+        self.retries += exc.attempts - 1
+        self.errors.append(exc.kind if exc.status is None else f"status_{exc.status}")
+
 
 @dataclass
 class Exchange:
-    """An answer whose headers arrived; its body is read by the caller, then `aclose()` is awaited."""
+    """An answer whose headers arrived; its body is read by the caller, then `aclose()` is awaited,
+    which ends the request's lease (no longer in flight) and tells the engine's observers."""
 
     decision: Decision
-    response: UpstreamResponse
+    response: InferenceAnswer
     _engine: Engine
     _request: ChatRequest
     _trace: _Trace
+    _lease: Lease
     _closed: bool = False
 
     @property
@@ -95,22 +104,35 @@ class Exchange:
         return self.decision.reason.value if self.decision.reason else None
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        async for chunk in self.response.aiter_bytes():
-            if self._trace.first_byte is None:
-                self._trace.first_byte = self._engine.clock.monotonic()
-            yield chunk
+        """The body as it comes; UpstreamError when the endpoint breaks off (never retried)."""
+        trace = self._trace
+        try:
+            async for chunk in self.response.aiter_bytes():
+                if trace.first_byte is None:
+                    trace.first_byte = self._engine.clock.monotonic()
+                yield chunk
+        except UpstreamError as exc:
+            trace.errors.append(exc.kind)
+            raise
 
     async def aread(self) -> bytes:
-        content = await self.response.aread()
+        """The whole body; UpstreamError when the endpoint breaks off."""
+        try:
+            content = await self.response.aread()
+        except UpstreamError as exc:
+            self._trace.errors.append(exc.kind)
+            raise
         self._trace.first_byte = self._engine.clock.monotonic()
         return content
 
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
-            await self.response.aclose()
-            self._engine.manager.end_request(self.decision.key)
-            self._engine.finished(self._request, self._trace, self.response.status, self.decision)
+            try:
+                await self.response.aclose()
+            finally:
+                await self._lease.aclose()
+                self._engine.finished(self._request, self._trace, self.response.status, self.decision)
 
 
 class Engine:
@@ -124,17 +146,20 @@ class Engine:
         clock: Clock,
         coordination: Coordination | None = None,
         *,
+        inference: InferencePort | None = None,
         on_background_error: ErrorHook | None = None,
     ) -> Engine:
-        """The manager, router and pooled client as the settings describe them; `on_background_error`
-        is told of each unexpected failure of the manager's background loops."""
+        """The manager, router and inference client as the settings describe them (`inference`: the
+        pooled `InferenceClient` unless given); `on_background_error` is told of each unexpected
+        failure of the manager's background loops."""
         manager = HuggingFaceEndpointManager.from_settings(
             settings, management, clock, coordination, on_background_error=on_background_error
         )
         router = Router(
             manager, clock, fallback_wait=settings.fallback_wait, max_pending=settings.max_pending
         )
-        return cls(settings, manager, router, InferenceClient(attempts=settings.retry_attempts), clock)
+        inference = inference or InferenceClient(attempts=settings.retry_attempts)
+        return cls(manager, router, inference, clock, token=settings.token)
 
     async def start(self) -> None:
         await self.manager.start()
@@ -146,19 +171,21 @@ class Engine:
 
     def __init__(
         self,
-        settings: Settings,
         manager: HuggingFaceEndpointManager,
         router: Router,
-        inference: InferenceClient,
+        inference: InferencePort,
         clock: Clock,
+        *,
+        token: str,
     ) -> None:
+        """`token` is sent to managed endpoints (Hugging Face's), never to unmanaged ones."""
         self.manager = manager
         self.router = router
         self.inference = inference
         self.clock = clock
         self._observers: list[Callable[[RequestEvent], None]] = []
         self._managed_headers = {
-            "Authorization": f"Bearer {settings.token}",
+            "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",
         }
         self._plain_headers = {"Content-Type": "application/json"}
@@ -222,71 +249,57 @@ class Engine:
         why: FallbackReason | None = None
         while True:
             decision = await self.router.route(request.key, exclude=frozenset(exclude), why=why)
-            endpoint = self.manager.endpoint(decision.key)
-            self.manager.begin_request(decision.key)
-            try:
-                response = await self._send(request, endpoint, decision)
-            except UpstreamError as exc:
-                self.manager.end_request(decision.key)
-                trace.retries += exc.attempts - 1
-                trace.errors.append(exc.kind if exc.status is None else f"status_{exc.status}")
-                if decision.key not in gone_cold and await self._gone_cold(endpoint, exc):
-                    # routed again, it is now asleep or starting: woken, and the request waits or falls
-                    # back as at any cold start (once per endpoint, so a flapping one cannot loop)
-                    endpoint.breaker.release()
-                    gone_cold.add(decision.key)
+            # no await in between: the lease claims the breaker that routing saw allow this request
+            async with self.manager.lease(decision.key) as lease:
+                try:
+                    response = await self._send(request, lease.endpoint, decision)
+                except UpstreamError as exc:
+                    trace.failed(exc)
+                    if decision.key not in gone_cold and await self._gone_cold(lease, exc):
+                        # asleep or starting now: woken, and the request waits or falls back as at
+                        # any cold start (once per endpoint, so a flapping one cannot loop)
+                        lease.gone_cold()
+                        gone_cold.add(decision.key)
+                        continue
+                    self._settle_failure(lease, exc)
+                    exclude.add(decision.key)
+                    why = why or _reason_for(exc)
+                    if not self._has_alternative(request.key, exclude):
+                        raise
                     continue
-                self._count_failure(endpoint, exc)
-                exclude.add(decision.key)
-                why = why or _reason_for(exc)
-                if not self._has_alternative(request.key, exclude):
-                    raise
-                continue
-            except BaseException:
-                self.manager.end_request(decision.key)
-                endpoint.breaker.release()
-                raise
-            trace.retries += response.attempts - 1
-            if response.status >= 500:
-                endpoint.breaker.record_failure()
-                trace.errors.append(f"status_{response.status}")
-                exclude.add(decision.key)
-                if self._has_alternative(request.key, exclude):
-                    await response.aclose()
-                    self.manager.end_request(decision.key)
-                    why = why or FallbackReason.PRIMARY_ERROR
-                    continue
-            else:
-                endpoint.breaker.record_success()
-            return Exchange(decision, response, self, request, trace)
+                trace.retries += response.attempts - 1
+                if response.status < 500:
+                    lease.succeeded()
+                else:
+                    lease.failed()
+                    trace.errors.append(f"status_{response.status}")
+                    exclude.add(decision.key)
+                    if self._has_alternative(request.key, exclude):
+                        await response.aclose()
+                        why = why or FallbackReason.PRIMARY_ERROR
+                        continue
+                return Exchange(decision, response, self, request, trace, lease.detach())
 
-    async def _send(self, request: ChatRequest, endpoint: Endpoint, decision: Decision) -> UpstreamResponse:
+    async def _send(self, request: ChatRequest, endpoint: Endpoint, decision: Decision) -> InferenceAnswer:
         headers = self._managed_headers if endpoint.spec.managed else self._plain_headers
         return await self.inference.open(decision.url + CHAT_PATH, request.body_for(endpoint), headers)
 
-    async def _gone_cold(self, endpoint: Endpoint, exc: UpstreamError) -> bool:
+    async def _gone_cold(self, lease: Lease, exc: UpstreamError) -> bool:
         """Whether a 503 came from an endpoint that stopped running since it was last read (HF's own
         scale-to-zero, or a sleep through another replica): its state is read again to tell."""
-        if exc.status != 503 or not endpoint.spec.managed:
+        if exc.status != 503 or not lease.endpoint.spec.managed:
             return False
-        asked = self.clock.now()
-        self.manager.hurry(endpoint.key)
-        deadline = self.clock.monotonic() + READ_AGAIN
-        while endpoint.observed_at is None or endpoint.observed_at < asked:
-            updated = endpoint.updated()
-            remaining = deadline - self.clock.monotonic()
-            if remaining <= 0 or not await wait_event(self.clock, updated, remaining):
-                break
-        return endpoint.status() is not EndpointStatus.RUNNING
+        return not await lease.still_running(within=READ_AGAIN)
 
-    def _count_failure(self, endpoint: Endpoint, exc: UpstreamError) -> None:
-        """A real failure opens the circuit; a 429, or a 503 from an endpoint gone cold, does not."""
-        self.manager.hurry(endpoint.key)
-        cold = exc.status == 503 and endpoint.status() is not EndpointStatus.RUNNING
+    def _settle_failure(self, lease: Lease, exc: UpstreamError) -> None:
+        """A real failure counts towards opening the circuit; a 429, or a 503 from an endpoint not
+        running, does not."""
+        self.manager.hurry(lease.key)
+        cold = exc.status == 503 and lease.endpoint.status() is not EndpointStatus.RUNNING
         if exc.status == 429 or cold:
-            endpoint.breaker.release()
+            lease.gone_cold()
         else:
-            endpoint.breaker.record_failure()
+            lease.failed()
 
     def _has_alternative(self, primary: str, exclude: set[str]) -> bool:
         return any(key not in exclude for key in self.manager.chain(primary))

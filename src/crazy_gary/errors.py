@@ -3,7 +3,6 @@
     CrazyGaryError
     ├── ConfigError              a setting is missing or malformed (start-up stops, exit 2)
     ├── EndpointNotFound         no configured endpoint has that key or name
-    ├── WakeTimeout              an endpoint did not run within its wake timeout
     ├── UpstreamError            an endpoint failed to answer an inference request after retries
     ├── NoCapacity               nothing can serve a request now (503 with Retry-After)
     ├── StoreError               the database could not be reached or refused a statement
@@ -11,6 +10,9 @@
         ├── ManagementAuthError  it refused HUGGINGFACE_API_KEY (401/403)
         ├── ManagementUnavailable it could not be reached, or kept answering 5xx/429
         └── ManagementRejected   it refused the operation (4xx), e.g. resuming a failed endpoint
+
+One more derives from the root where it is raised: ``crazy_gary.engine.BadRequest``, a chat request
+that is not an OpenAI chat request (400).
 
 Errors of the libraries below are translated into these at one boundary, with ``raise … from exc``.
 Every error carries a ``code`` (snake_case) that the web layer puts in its JSON error shape.
@@ -31,7 +33,6 @@ __all__ = [
     "NoCapacity",
     "StoreError",
     "UpstreamError",
-    "WakeTimeout",
 ]
 
 
@@ -64,12 +65,6 @@ class EndpointNotFound(CrazyGaryError):
     def __init__(self, model_type: str) -> None:
         super().__init__(f"Unknown endpoint '{model_type}'.")
         self.model_type = model_type
-
-
-class WakeTimeout(CrazyGaryError):
-    """An endpoint did not reach `running` within its wake timeout."""
-
-    code = "wake_timeout"
 
 
 class ManagementError(CrazyGaryError):

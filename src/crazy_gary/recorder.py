@@ -4,12 +4,18 @@ Writes go through one background task so that nothing on a request's path waits 
 events queue audit entries and transitions, and endpoint memories are compared and saved every
 `flush_interval` seconds (at once after an operation). Reads of the audit log flush first, so an
 operation is in the log by the time its answer has gone.
+
+A wake or sleep is written when it is accepted (`success` None), under an operation id of its own,
+and written again under that id when it ends: the store completes the entry. A process that dies
+meanwhile leaves the entry as it was, with `success` None.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import uuid
 from typing import Any
 
 from crazy_gary.clock import Clock, wait_event
@@ -45,6 +51,7 @@ class Recorder:
         self._retention = retention_days * DAY
         self._interval = flush_interval
         self._audit: list[AuditEntry] = []
+        self._running: dict[tuple[str, str], AuditEntry] = {}  # by endpoint and operation, as accepted
         self._transitions: list[Transition] = []
         self._saved: dict[str, PersistedEndpoint] = {}
         self._history: dict[str, list[tuple[float, str]]] = {}
@@ -92,19 +99,69 @@ class Recorder:
                 True,
                 details={"status": event.status, "hf_state": event.hf_state},
             )
+        elif event.kind == "operation" and event.operation is not None:
+            self._accepted(now, event, event.operation)
         elif event.kind == "operation_done":
+            self._ended(now, event)
+        elif event.kind == "operation_unchanged":
             self._entry(
                 now,
                 event.actor or "api",
                 event.operation or "?",
                 event.key,
-                bool(event.success),
-                error=event.error,
-                details=dict(event.details) if event.details else None,
+                True,
+                details={"changed": False, "status": event.status},
                 request_id=event.request_id,
             )
         if event.kind != "state":
             self._kick.set()
+
+    def _accepted(self, now: float, event: ManagerEvent, operation: str) -> None:
+        """Write the operation's entry at once; an operation of the other kind under way on the
+        endpoint was cancelled by this one (it never tells its end)."""
+        for (key, kind), running in list(self._running.items()):
+            if key == event.key and kind != operation and running.success is None:
+                cancelled = f"Cancelled by a {operation} before it finished."
+                self._running[key, kind] = dataclasses.replace(running, success=False, error=cancelled)
+                self._queue(self._running[key, kind])
+        entry = AuditEntry(
+            now,
+            event.actor or "api",
+            operation,
+            event.key,
+            None,
+            request_id=event.request_id,
+            operation_id=uuid.uuid4().hex,
+        )
+        self._running[(event.key, operation)] = entry
+        self._queue(entry)
+
+    def _ended(self, now: float, event: ManagerEvent) -> None:
+        """Complete the operation's entry with its outcome; one never accepted (configure) is new."""
+        details = dict(event.details) if event.details else {}
+        actor = event.actor or "api"
+        running = self._running.get((event.key, event.operation or "?"))
+        if running is None or (running.actor, running.request_id) != (actor, event.request_id):
+            self._entry(
+                now,
+                actor,
+                event.operation or "?",
+                event.key,
+                bool(event.success),
+                error=event.error,
+                details=details,
+                request_id=event.request_id,
+            )
+            return
+        del self._running[(event.key, running.operation)]
+        self._queue(
+            dataclasses.replace(
+                running,
+                success=bool(event.success),
+                error=event.error,
+                details={**running.details, **details},
+            )
+        )
 
     def refused(
         self,
@@ -141,9 +198,10 @@ class Recorder:
         details: dict[str, Any] | None = None,
         request_id: str | None = None,
     ) -> None:
-        self._audit.append(
-            AuditEntry(now, actor, operation, model_type, success, error, details or {}, request_id)
-        )
+        self._queue(AuditEntry(now, actor, operation, model_type, success, error, details or {}, request_id))
+
+    def _queue(self, entry: AuditEntry) -> None:
+        self._audit.append(entry)
         del self._audit[:-MAX_QUEUED]
 
     # -- writing ------------------------------------------------------------------------------

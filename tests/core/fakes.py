@@ -1,14 +1,18 @@
-"""An in-memory management API for the manager's unit tests, timed by the manual clock."""
+"""In-memory stand-ins for the core's ports, timed by the manual clock: the management API (for the
+manager's unit tests) and the inference port (for the engine's)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from dataclasses import dataclass
+import json
+from collections import Counter, defaultdict, deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 
 from crazy_gary.clock import ManualClock
 from crazy_gary.core.ports import UpstreamEndpoint
-from crazy_gary.errors import ManagementRejected, ManagementUnavailable
+from crazy_gary.errors import ManagementRejected, ManagementUnavailable, UpstreamError
+from crazy_gary.hf.inference import RETRY_STATUS
 
 
 @dataclass
@@ -144,3 +148,79 @@ class FakeManagement:
         if url.startswith("http://sim/"):
             return self.healthy and self._view(url.rsplit("/", 1)[-1]).state == "running"
         return True
+
+
+COMPLETION = json.dumps({"object": "chat.completion", "choices": [{"message": {"content": "hi"}}]}).encode()
+
+
+@dataclass
+class FakeAnswer:
+    """One answer of the fake inference port; with `cut` ("connect" or "timeout") the endpoint breaks
+    off after `chunks`."""
+
+    status: int = 200
+    chunks: tuple[bytes, ...] = (COMPLETION,)
+    cut: str | None = None
+    headers: Mapping[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
+    attempts: int = 1
+    closed: bool = False
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            yield chunk
+        if self.cut is not None:
+            raise UpstreamError("The endpoint broke off its answer.", kind=self.cut, attempts=self.attempts)
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        async for chunk in self.aiter_bytes():
+            for line in chunk.decode().splitlines():
+                yield line
+
+    async def aread(self) -> bytes:
+        return b"".join([chunk async for chunk in self.aiter_bytes()])
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+Step = int | str | FakeAnswer  # a status, a fault ("connect", "timeout"), or a whole answer
+
+
+class FakeInference:
+    """The inference port in memory. Each endpoint (by name) answers the steps scripted for it, one
+    per upstream call, then 200; transient faults are retried up to `attempts` calls, as
+    `InferenceClient` does, and the answer or the UpstreamError says how many calls it took."""
+
+    def __init__(self, attempts: int = 3) -> None:
+        self.attempts = attempts
+        self.scripts: defaultdict[str, deque[Step]] = defaultdict(deque)
+        self.calls: Counter[str] = Counter()  # upstream calls, by endpoint name
+        self.sent: list[tuple[str, bytes, Mapping[str, str]]] = []
+        self.gates: dict[str, asyncio.Event] = {}  # by endpoint name: its calls wait for the event
+        self.closed = False
+
+    def script(self, name: str, *steps: Step) -> None:
+        self.scripts[name].extend(steps)
+
+    async def open(self, url: str, body: bytes, headers: Mapping[str, str]) -> FakeAnswer:
+        self.sent.append((url, body, headers))
+        name = url.removeprefix("http://sim/").split("/", 1)[0]
+        if name in self.gates:
+            await self.gates[name].wait()
+        error = UpstreamError(f"{url} was never asked.", kind="connect", attempts=0)
+        for attempt in range(1, self.attempts + 1):
+            self.calls[name] += 1
+            script = self.scripts[name]
+            step = script.popleft() if script else 200
+            if isinstance(step, str):
+                error = UpstreamError(f"{url} failed: {step}.", kind=step, attempts=attempt)
+            elif isinstance(step, int) and step in RETRY_STATUS:
+                error = UpstreamError(f"{url} answered {step}.", kind="status", status=step, attempts=attempt)
+            else:
+                answer = step if isinstance(step, FakeAnswer) else FakeAnswer(status=step)
+                answer.attempts = attempt
+                return answer
+        raise error
+
+    async def aclose(self) -> None:
+        self.closed = True

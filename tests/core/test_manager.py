@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Mapping
 import pytest
 
 from crazy_gary.clock import ManualClock
-from crazy_gary.config import EndpointSpec
 from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.core.ports import Alone, Presence
+from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.core.status import EndpointStatus
 from crazy_gary.errors import EndpointNotFound
 
@@ -185,7 +185,7 @@ async def test_no_auto_sleep_while_in_flight(
     release = asyncio.Event()
 
     async def long_request() -> None:
-        async with manager.in_flight("120b"):
+        async with manager.lease("120b"):
             await release.wait()
 
     request = asyncio.create_task(long_request())

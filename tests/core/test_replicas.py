@@ -173,12 +173,11 @@ async def test_a_circuit_opened_through_one_replica_opens_on_all(pair: Pair) -> 
 async def test_a_sleep_waits_for_requests_in_flight_through_other_replicas(pair: Pair) -> None:
     """A sleep asked through one replica drains the requests the others have in flight, as they
     last told, before it asks HF."""
-    pair.follower.begin_request("120b")
-    await pair.clock.advance(2)  # one exchange of each replica, in either order
-    assert pair.leader.status("120b").in_flight == 1
-    pair.leader.sleep("120b")
-    await pair.clock.advance(10)
-    assert pair.hf.calls["scale-to-zero"] == 0
-    pair.follower.end_request("120b")
+    async with pair.follower.lease("120b"):
+        await pair.clock.advance(2)  # one exchange of each replica, in either order
+        assert pair.leader.status("120b").in_flight == 1
+        pair.leader.sleep("120b")
+        await pair.clock.advance(10)
+        assert pair.hf.calls["scale-to-zero"] == 0
     await pair.clock.advance(2)
     assert pair.hf.calls["scale-to-zero"] == 1

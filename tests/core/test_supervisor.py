@@ -6,11 +6,10 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-import structlog
 
 from crazy_gary.clock import ManualClock
 from crazy_gary.core.autosleep import AutoSleeper
@@ -300,20 +299,6 @@ async def test_stop_lets_its_own_cancellation_through() -> None:
     with pytest.raises(asyncio.CancelledError):
         await stopping
     assert child.cancelled()
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """Put the root logger and structlog back as they were."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
-    structlog.reset_defaults()
 
 
 async def test_a_logged_failure_is_redacted(restore_logging: None) -> None:

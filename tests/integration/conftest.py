@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -22,6 +23,14 @@ OPERATOR_KEY = "ops-key-integration"
 USER_KEY = "user-key-integration"
 VIEWER_KEY = "viewer-key-integration"
 BIN = Path(sys.executable).parent / "crazy-gary"
+
+
+def data_dir() -> str:
+    """A fresh data dir for a process (never the home's store), removed when the test run ends
+    (at exit rather than by a fixture: the browser tests make them through these helpers too)."""
+    path = tempfile.mkdtemp(prefix="crazy-gary-test-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def free_port() -> int:
@@ -71,8 +80,9 @@ def base_env(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("CRAZY_GARY", "HF_", "HUGGINGFACE", "ENDPOINT_"))
     }
-    env["CRAZY_GARY_DATA_DIR"] = tempfile.mkdtemp(prefix="crazy-gary-test-")  # never the home's store
     env.update(extra)
+    if "CRAZY_GARY_DATA_DIR" not in env:
+        env["CRAZY_GARY_DATA_DIR"] = data_dir()
     return env
 
 
@@ -126,7 +136,6 @@ def server_env(simulator: Process, **extra: str) -> dict[str, str]:
         "CRAZY_GARY_API_KEYS": f"ops:operator:{OPERATOR_KEY},app:user:{USER_KEY},viewer:{VIEWER_KEY}",
         "CRAZY_GARY_POLL_INTERVAL": "1",
         "CRAZY_GARY_POLL_FAST_INTERVAL": "0.2",
-        "CRAZY_GARY_DATA_DIR": tempfile.mkdtemp(prefix="crazy-gary-test-"),
         # the default limits (10 wakes, 120 calls a minute) would refuse the bursts some tests send;
         # tests of the limits set their own
         "CRAZY_GARY_RATE_LIMIT": "100000/minute",

@@ -33,7 +33,8 @@ def test_management_limit_and_body_limit_of_a_served_process(simulator: Process)
         assert refused.headers["x-ratelimit-remaining"] == "0"
         assert sim_calls(simulator)["gpt-oss-120b"]["resume"] == resumes
         entries = api(server, "GET", "/api/endpoints/audit?operation=wake", key=VIEWER_KEY).json()["entries"]
-        assert [(e["actor"], e["details"]["status"]) for e in entries if not e["success"]] == [("ops", 429)]
+        refusals = [(e["actor"], e["details"]["status"]) for e in entries if e["success"] is False]
+        assert refusals == [("ops", 429)]  # the wakes let through are under way (success null) or done
 
         headers = {"Authorization": f"Bearer {USER_KEY}", "Content-Type": "application/json"}
         url = server.url + "/v1/chat/completions"

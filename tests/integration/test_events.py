@@ -9,7 +9,7 @@ from typing import Any
 import httpx2
 import openai
 
-from crazy_gary._cli_watch import parse_events
+from crazy_gary.cli.watch import parse_events
 
 from .conftest import USER_KEY, VIEWER_KEY, Process, free_port, server_env, start, wait_until
 

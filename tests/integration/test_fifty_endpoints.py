@@ -100,7 +100,9 @@ def test_fifty_endpoints_status_is_fast_and_upstream_load_bounded(simulator: Pro
         started = time.monotonic()
         for thread in threads:
             thread.start()
-        time.sleep(3)
+        # a rate needs a window of real time (the server's clock is not ours): at least 3 s, and
+        # long enough that the readers made over 100 reads in it, however slow the machine
+        wait_until(lambda: time.monotonic() - started >= 3 and sum(reads) > 100, timeout=30)
         stop.set()
         for thread in threads:
             thread.join()

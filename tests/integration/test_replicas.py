@@ -17,7 +17,7 @@ import openai
 import pytest
 import redis
 
-from crazy_gary._cli_watch import parse_events
+from crazy_gary.cli.watch import parse_events
 
 from .conftest import (
     USER_KEY,
@@ -232,9 +232,11 @@ def test_one_replica_reads_hugging_face_for_all_while_nothing_moves(
     replicas_ = replicas(simulator, 3, **on_redis(database, prefix))  # a slow interval of 1 s
     try:
         wait_until(lambda: sum(_leads(replica) for replica in replicas_) == 1)
-        before = sim_calls(simulator)["_list"]
-        time.sleep(4)  # four slow intervals: a rate over real time, in processes whose clock we do not own
-        assert sim_calls(simulator)["_list"] - before <= 7  # one reader: about 4; each for itself: about 12
+        # a rate, measured so that a slow machine cannot fail it: the time five more listings take;
+        # one reader at the slow interval of 1 s takes about 4 s, three reading for themselves under 2 s
+        before, counting = sim_calls(simulator)["_list"], time.monotonic()
+        wait_until(lambda: sim_calls(simulator)["_list"] - before >= 5, timeout=20)
+        assert time.monotonic() - counting >= 2.5
         sim_set(simulator, "endpoints/gpt-oss-120b", state="paused")
         for replica in replicas_:
             wait_until(lambda replica=replica: status_of(replica, "120b")["hf_state"] == "paused")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, create_engine, inspect, text
@@ -90,6 +92,77 @@ async def test_audit_newest_first_with_filters_and_pages(store: SqlStore) -> Non
     assert [entry.details["n"] for entry in wakes] == [3, 0]
     assert await store.prune_audit(102) == 2
     assert len(await store.audit(AuditQuery())) == 2
+
+
+def _accepted(operation_id: str, n: int) -> AuditEntry:
+    return AuditEntry(100 + n, "ops", "wake", "120b", None, details={"n": n}, operation_id=operation_id)
+
+
+def _ended(entry: AuditEntry, **outcome: Any) -> AuditEntry:
+    return dataclasses.replace(entry, timestamp=entry.timestamp + 60, **outcome)
+
+
+async def test_an_operations_entry_is_completed_in_place(store: SqlStore) -> None:
+    """An entry written with `success` None is completed by the entry of the same operation id: same
+    id, time and actor, the outcome and details of the end; entries written since stay newer."""
+    accepted = _accepted("op-1", 0)
+    await store.add_audit([accepted])
+    (running,) = await store.audit(AuditQuery())
+    assert (running.success, running.operation_id) == (None, "op-1")
+    await store.add_audit([AuditEntry(101, "huggingface", "state_change", "120b", True)])
+    await store.add_audit([_ended(accepted, success=False, error="boom", details={"sent": ["resume"]})])
+    ended, state = await store.audit(AuditQuery(operation="wake")), await store.audit(AuditQuery(limit=1))
+    assert [(e.id, e.timestamp, e.actor, e.success, e.error, e.details) for e in ended] == [
+        (running.id, 100, "ops", False, "boom", {"sent": ["resume"]})
+    ]
+    assert state[0].operation == "state_change"
+    await store.add_audit([_ended(accepted, success=False, error="boom", details={"sent": ["resume"]})])
+    assert len(await store.audit(AuditQuery())) == 2  # written twice: still one entry
+
+
+async def test_an_entry_and_its_completion_in_one_batch(store: SqlStore) -> None:
+    """Accepted and ended in the same batch (or the start lost): one entry, with the outcome, in the
+    order of the batch; entries without an operation id are always new."""
+    first, second = _accepted("op-a", 0), _accepted("op-b", 1)
+    plain = AuditEntry(102, "anonymous", "wake", "120b", False, error="no key")
+    await store.add_audit([first, plain, second, _ended(first, success=True), plain])
+    await store.add_audit([_ended(_accepted("op-c", 3), success=True)])
+    log = await store.audit(AuditQuery())
+    assert [(e.operation_id, e.actor, e.success) for e in log] == [
+        ("op-c", "ops", True),
+        (None, "anonymous", False),
+        ("op-b", "ops", None),
+        (None, "anonymous", False),
+        ("op-a", "ops", True),
+    ]
+
+
+async def test_a_database_of_the_first_revision_is_upgraded_with_its_entries(tmp_path: Path) -> None:
+    """A store made by revision 0001 keeps its audit entries when upgraded, and then takes running
+    operations' entries (success null)."""
+    from alembic import command
+
+    from crazy_gary.store.sql import migrations_config
+
+    url = database_url(None, tmp_path)
+    old = create_engine(url.replace("+aiosqlite", ""))
+    with old.begin() as connection:
+        command.upgrade(migrations_config(connection), "0001")
+        connection.execute(
+            text(
+                "INSERT INTO audit_log (timestamp, actor, operation, model_type, success, details)"
+                " VALUES (5, 'ops', 'wake', '120b', 1, '{}')"
+            )
+        )
+    old.dispose()
+    store = SqlStore(url)
+    await store.open()
+    try:
+        await store.add_audit([_accepted("op-1", 0)])
+        log = await store.audit(AuditQuery())
+        assert [(e.timestamp, e.success) for e in log] == [(100, None), (5, True)]
+    finally:
+        await store.close()
 
 
 async def test_reopen_keeps_data_and_migrations_are_idempotent(tmp_path: Path) -> None:

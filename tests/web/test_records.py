@@ -31,6 +31,53 @@ async def test_wake_and_sleep_are_audited_with_actor_and_outcome(api: Api) -> No
     assert operations[0]["id"] > operations[1]["id"]  # type: ignore[operator]
 
 
+async def test_a_wake_is_in_the_log_from_its_202_and_completed_when_it_ends(api: Api) -> None:
+    """Right after the 202 the wake is in the log with `success` null; once the endpoint runs, the
+    same entry (same id, same time) carries the outcome and what was sent."""
+    assert (await api.post("/api/endpoints/wake/120b")).status_code == 202
+    (accepted,) = await entries(api, "?operation=wake")
+    assert (accepted["actor"], accepted["model_type"], accepted["success"]) == ("ops", "120b", None)
+    await api.clock.advance(25)
+    (ended,) = await entries(api, "?operation=wake")
+    assert (ended["id"], ended["timestamp"], ended["success"]) == (
+        accepted["id"],
+        accepted["timestamp"],
+        True,
+    )
+    assert "sent" in ended["details"]  # type: ignore[operator]
+    assert ended["details"]["request_id"] == accepted["details"]["request_id"]  # type: ignore[index]
+
+
+async def test_a_wake_or_sleep_that_changed_nothing_is_audited(api: Api) -> None:
+    """A sleep of a sleeping endpoint and a wake of a running one answer 200 and are in the log as
+    successes that changed nothing, with the state the endpoint was in."""
+    assert (await api.post("/api/endpoints/sleep/120b")).status_code == 200
+    assert (await api.post("/api/endpoints/wake/20b")).status_code == 200
+    log = [e for e in await entries(api) if e["operation"] in ("wake", "sleep")]
+    assert [(e["operation"], e["model_type"], e["actor"], e["success"]) for e in log] == [
+        ("wake", "20b", "ops", True),
+        ("sleep", "120b", "ops", True),
+    ]
+    assert [{k: e["details"][k] for k in ("changed", "status")} for e in log] == [  # type: ignore[index]
+        {"changed": False, "status": "running"},
+        {"changed": False, "status": "sleeping"},
+    ]
+
+
+async def test_a_wake_cancelled_by_a_sleep_is_completed_as_cancelled(api: Api) -> None:
+    """A sleep asked while a wake runs cancels the wake: the wake's entry ends as a failure saying so,
+    and the sleep's own entry carries the sleep's outcome."""
+    await api.post("/api/endpoints/wake/120b")
+    await api.clock.advance(1)
+    await api.post("/api/endpoints/sleep/120b")
+    await api.clock.advance(60)
+    log = [e for e in await entries(api) if e["operation"] in ("wake", "sleep")]
+    assert [(e["operation"], e["success"], e["error"]) for e in log] == [
+        ("sleep", True, None),
+        ("wake", False, "Cancelled by a sleep before it finished."),
+    ]
+
+
 async def test_refused_attempts_are_audited_without_the_key(api: Api) -> None:
     """401 and 403 refusals are in the log; the actor is a name or a short hash, never the key."""
     await api.post("/api/endpoints/wake/120b", key=None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crazy_gary.core.status import HfState
+
 __all__ = ["PRICE_TABLE", "CostReport", "billed_seconds", "cost_report", "price_for"]
 
 PRICE_TABLE: dict[str, float] = {
@@ -34,7 +36,7 @@ def price_for(instance: str | None) -> float | None:
     return PRICE_TABLE.get(instance) if instance else None
 
 
-BILLED_STATES = frozenset({"initializing", "running"})
+BILLED_STATES = frozenset({HfState.INITIALIZING.value, HfState.RUNNING.value})
 DAY = 86_400.0
 
 

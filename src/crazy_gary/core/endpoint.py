@@ -6,16 +6,15 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Literal
 
-from crazy_gary.config import EndpointSpec
 from crazy_gary.core.breaker import CircuitBreaker
 from crazy_gary.core.costs import price_for
 from crazy_gary.core.ports import PersistedEndpoint, UpstreamEndpoint
-from crazy_gary.core.status import EndpointStatus, EndpointView, status_from_hf
+from crazy_gary.core.specs import EndpointSpec
+from crazy_gary.core.status import HF_ASLEEP, HF_FAILED, EndpointStatus, EndpointView, HfState, status_from_hf
 
 __all__ = ["Endpoint", "Operation"]
 
 Operation = Literal["wake", "sleep"]
-SLEEPING_HF_STATES = frozenset({"scaledToZero", "paused"})
 
 
 @dataclass(eq=False)
@@ -76,14 +75,14 @@ class Endpoint:
     def hf_failure(self) -> str | None:
         """Hugging Face's own word on an endpoint it reports failed, as a sentence; None otherwise."""
         state = self.hf_state
-        if state not in ("failed", "updateFailed"):
+        if state not in HF_FAILED:
             return None
         said = self.upstream.message if self.upstream else None
         return f"Hugging Face reports the endpoint {state}" + (f": {said.rstrip('.')}." if said else ".")
 
     @property
     def hf_running(self) -> bool:
-        return self.hf_state == "running"
+        return self.hf_state == HfState.RUNNING
 
     @property
     def ready(self) -> bool:
@@ -96,7 +95,7 @@ class Endpoint:
 
     @property
     def hf_sleeping(self) -> bool:
-        return self.hf_state in SLEEPING_HF_STATES
+        return self.hf_state in HF_ASLEEP
 
     def updated(self) -> asyncio.Event:
         """An event set at the next change of this endpoint (take it before reading the state)."""
@@ -108,7 +107,7 @@ class Endpoint:
         previous.set()
 
     def status(self) -> EndpointStatus:
-        """SPEC §3: derived from HF's state, the operation in progress and a failed wake."""
+        """Derived from HF's state, the operation in progress and a failed wake (README, "States")."""
         if not self.spec.managed:
             return EndpointStatus.RUNNING if self.reachable else EndpointStatus.UNKNOWN
         if self.operation == "wake" and not self.ready:

@@ -24,7 +24,9 @@ class OperationResult:
 class ManagerEvent:
     """Something observers may want to know: an operation's start or end, or a state change."""
 
-    kind: str  # "operation", "operation_done", "state", "wake_request"
+    # "operation" (accepted), "operation_done", "operation_unchanged" (a wake or sleep that found the
+    # endpoint already there or on its way: `status` says where), "state", "wake_request"
+    kind: str
     key: str
     operation: str | None = None
     actor: str | None = None

@@ -1,4 +1,4 @@
-"""HuggingFaceEndpointManager: status, single-flight wake, sleep, activity and in-flight counting.
+"""HuggingFaceEndpointManager: status, single-flight wake, sleep, activity and request leases.
 
 Operations return at once and finish in background tasks owned by the manager. Status is learnt
 by one poller per namespace (`crazy_gary.core.poller`); callers only ever read the cached state.
@@ -9,23 +9,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from crazy_gary.clock import Clock, wait_event
-from crazy_gary.config import EndpointSpec, Settings
 from crazy_gary.core.autosleep import AutoSleeper
 from crazy_gary.core.breaker import CircuitBreaker
 from crazy_gary.core.endpoint import Endpoint, Operation
 from crazy_gary.core.events import ManagerEvent, OperationResult
+from crazy_gary.core.lease import Lease
 from crazy_gary.core.operations import OperationFailed, OperationRunner
 from crazy_gary.core.poller import StatusPoller
 from crazy_gary.core.ports import Coordination, ManagementAPI, PersistedEndpoint
 from crazy_gary.core.replicas import ReplicaSync
 from crazy_gary.core.restarts import finish_unfinished, live_prices
 from crazy_gary.core.scaling import IdleTimerSetting, ScalingKeeper, set_idle_timers
+from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.core.status import EndpointStatus, EndpointView
 from crazy_gary.core.supervisor import ErrorHook, Supervisor, stop
 from crazy_gary.errors import EndpointNotFound, ManagementError
+
+if TYPE_CHECKING:
+    from crazy_gary.config import Settings
 
 __all__ = ["HuggingFaceEndpointManager", "ManagerEvent", "OperationResult"]
 
@@ -222,11 +227,22 @@ class HuggingFaceEndpointManager:
     def operate(
         self, operation: Operation, key: str, *, actor: str = "api", request_id: str | None = None
     ) -> OperationResult:
-        """Start a wake or a sleep, unless the endpoint is already there or on its way."""
+        """Start a wake or a sleep, unless the endpoint is already there or on its way (told as an
+        `operation_unchanged` event)."""
         endpoint = self._endpoint(key)
         status = endpoint.status()
         settled = EndpointStatus.RUNNING if operation == "wake" else EndpointStatus.SLEEPING
         if not endpoint.spec.managed or status is settled or endpoint.operation == operation:
+            unchanged = ManagerEvent(
+                "operation_unchanged",
+                key,
+                operation=operation,
+                actor=actor,
+                success=True,
+                status=status.value,
+                request_id=request_id,
+            )
+            self._emit(unchanged)
             return OperationResult(key, status, started=False)
         self._begin(endpoint, operation, actor, request_id)
         return OperationResult(key, endpoint.status(), started=True)
@@ -280,26 +296,10 @@ class HuggingFaceEndpointManager:
         endpoint.last_activity = self._clock.now()
         self._autosleep.kick()
 
-    def begin_request(self, key: str) -> None:
-        """An inference request starts on this endpoint: in flight, and activity."""
-        self._endpoint(key).in_flight += 1
-        self.record_activity(key)
-
-    def end_request(self, key: str) -> None:
-        """The request's last byte went: no longer in flight, and activity."""
-        endpoint = self._endpoint(key)
-        endpoint.in_flight -= 1
-        self.record_activity(key)
-        endpoint.notify()
-
-    @contextlib.asynccontextmanager
-    async def in_flight(self, key: str) -> AsyncIterator[None]:
-        """Count a request as in flight, with activity recorded at its start and its end."""
-        self.begin_request(key)
-        try:
-            yield
-        finally:
-            self.end_request(key)
+    def lease(self, key: str) -> Lease:
+        """A request's lease on this endpoint, `async with manager.lease(key) as lease:` (in flight,
+        activity at its start and end, the breaker's claim and outcome; see `crazy_gary.core.lease`)."""
+        return Lease(self._endpoint(key), self._clock, self._autosleep.kick, self._poller.hurry)
 
     # -- internals ----------------------------------------------------------------------------
     def _endpoint(self, key: str) -> Endpoint:

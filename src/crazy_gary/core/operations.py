@@ -9,13 +9,14 @@ from crazy_gary.core.endpoint import Endpoint
 from crazy_gary.core.poller import StatusPoller
 from crazy_gary.core.ports import Alone, Coordination, ManagementAPI, UpstreamEndpoint
 from crazy_gary.core.scaling import ScalingKeeper
+from crazy_gary.core.status import HF_ASLEEP, HF_FAILED, HfState
 from crazy_gary.errors import ManagementError, ManagementUnavailable
 
 __all__ = ["DRAIN_TIMEOUT", "WAKE_NUDGE", "OperationFailed", "OperationRunner"]
 
 DRAIN_TIMEOUT = 60.0
 WAKE_NUDGE = 5.0  # seconds a health request has to start a scaled-to-zero endpoint before inference is sent
-_STOPPED = frozenset({"paused", "scaledToZero", "failed", "updateFailed"})  # states a wake must start
+_STOPPED = HF_ASLEEP | HF_FAILED  # states a wake must start
 
 
 class OperationRunner:
@@ -52,7 +53,7 @@ class OperationRunner:
             updated = endpoint.updated()
             if endpoint.ready:
                 break
-            if endpoint.hf_state in ("failed", "updateFailed"):
+            if endpoint.hf_state in HF_FAILED:
                 raise OperationFailed(f"Endpoint {endpoint.key} failed while starting ({endpoint.hf_state}).")
             remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
@@ -86,7 +87,7 @@ class OperationRunner:
                         return
                     await self._clock.sleep(self._poller.fast_interval)
                     continue
-                if current.state == "scaledToZero" and current.url:
+                if current.state == HfState.SCALED_TO_ZERO and current.url:
                     await self._start_scaled_to_zero(endpoint, current, deadline, sent)
                 else:
                     ticket = self._poller.ticket()
@@ -107,7 +108,7 @@ class OperationRunner:
         self._tell(endpoint, sent, "health")
         await self._management.poke(current.url, current.health_route)
         nudge_until = min(deadline, self._clock.monotonic() + WAKE_NUDGE)
-        while endpoint.hf_state in (None, "scaledToZero"):
+        while endpoint.hf_state is None or endpoint.hf_state == HfState.SCALED_TO_ZERO:
             updated = endpoint.updated()
             remaining = nudge_until - self._clock.monotonic()
             if remaining <= 0:

@@ -1,7 +1,7 @@
 """One shared status poller per namespace: quick while an endpoint starts or stops, slow otherwise.
 
 Listing a namespace reads all its endpoints in one call, so fifty steady endpoints cost one call per
-slow interval, however many clients read the status (SPEC §3).
+slow interval, however many clients read the status.
 
 Among replicas the same holds for the whole deployment: only the leader lists a namespace while it
 is steady, and every reading is shared (`crazy_gary.core.replicas`), so the others `adopt` it. A
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from crazy_gary.clock import Clock, wait_event
 from crazy_gary.core.endpoint import Endpoint
 from crazy_gary.core.ports import ManagementAPI, Reading, UpstreamEndpoint
-from crazy_gary.core.status import EndpointStatus
+from crazy_gary.core.status import EndpointStatus, HfState
 from crazy_gary.core.supervisor import Supervisor, stop
 from crazy_gary.errors import ManagementError
 
@@ -129,7 +129,7 @@ class StatusPoller:
         endpoint.reachable = upstream is not None
         if upstream is not None:
             endpoint.upstream = upstream
-            if upstream.state != "running":
+            if upstream.state != HfState.RUNNING:
                 endpoint.healthy = False  # a replica that starts again must load its model again
             if not endpoint.hf_running or endpoint.healthy:
                 endpoint.loading_since = None

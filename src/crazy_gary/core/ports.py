@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 __all__ = [
+    "CHAT_PATH",
     "Alone",
     "Coordination",
+    "InferenceAnswer",
+    "InferencePort",
     "ManagementAPI",
     "PersistedEndpoint",
     "Presence",
     "Reading",
     "UpstreamEndpoint",
 ]
+
+
+CHAT_PATH = "/v1/chat/completions"  # OpenAI chat completions: on each endpoint, and on the gateway
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,53 @@ class ManagementAPI(Protocol):
 
     async def prices(self, namespace: str) -> dict[str, float]:
         """Live hourly prices by instance (`aws nvidia-h200 x1`) from the hardware list."""
+
+
+class InferenceAnswer(Protocol):
+    """An endpoint's answer whose status and headers arrived; its body is still to be read, then
+    `aclose()` is awaited. Reading the body raises `crazy_gary.errors.UpstreamError` when the endpoint
+    breaks off (nothing is retried once a byte has come)."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def attempts(self) -> int:
+        """How many times the request was sent to get this answer (1 when it was not retried)."""
+        ...
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body as it comes."""
+        ...
+
+    def aiter_lines(self) -> AsyncIterator[str]:
+        """The body line by line, without line ends."""
+        ...
+
+    async def aread(self) -> bytes:
+        """The whole body."""
+        ...
+
+    async def aclose(self) -> None:
+        """Let the connection go (to the pool when the body was read)."""
+        ...
+
+
+class InferencePort(Protocol):
+    """How the engine sends inference requests (`crazy_gary.hf.inference.InferenceClient`)."""
+
+    async def open(self, url: str, body: bytes, headers: Mapping[str, str]) -> InferenceAnswer:
+        """POST `body` to `url`, retrying transient faults (connection errors, timeouts, 429 and
+        502/503/504) before any byte of the answer is read; the answer, or
+        `crazy_gary.errors.UpstreamError` carrying `attempts` once the retries are spent."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Which endpoint serves a request: serve, hold, or fall back, and why (SPEC §5).
+"""Which endpoint serves a request: serve, hold, or fall back, and why (README, "Gateway").
 
 A running primary serves at once. A sleeping or starting one is woken (one wake per endpoint,
 shared with the manager) and the request waits up to `fallback_wait` for it before the first
@@ -94,10 +94,11 @@ class Router:
         return await self._hold_for_any(chain, primary, arrival)
 
     def _take(self, chain: list[str], primary: str, why: FallbackReason | None) -> Decision | None:
-        """The first endpoint of the chain that can serve now, with its breaker claimed."""
+        """The first endpoint of the chain that can serve now. Its breaker is not claimed here: the
+        caller's lease claims it, with no await between (`route` returns as soon as it chose)."""
         for key in chain:
             endpoint = self._manager.endpoint(key)
-            if self.reason(key) is None and endpoint.breaker.acquire():
+            if self.reason(key) is None:
                 url = endpoint.inference_url
                 assert url is not None
                 reason = (

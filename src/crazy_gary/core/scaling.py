@@ -19,6 +19,7 @@ from crazy_gary.core.endpoint import Endpoint
 from crazy_gary.core.events import ManagerEvent
 from crazy_gary.core.poller import StatusPoller
 from crazy_gary.core.ports import ManagementAPI, UpstreamEndpoint
+from crazy_gary.core.status import HfState
 from crazy_gary.errors import ManagementError
 
 __all__ = ["IdleTimerSetting", "ScalingKeeper", "set_idle_timers", "wanted_idle_timer"]
@@ -59,7 +60,12 @@ class ScalingKeeper:
         when its counts are put back anyway)."""
         upstream = endpoint.upstream
         wanted = wanted_idle_timer(self._setting, endpoint.auto_sleep)
-        if upstream is None or wanted is None or upstream.max_replica == 0 or upstream.state == "paused":
+        if (
+            upstream is None
+            or wanted is None
+            or upstream.max_replica == 0
+            or upstream.state == HfState.PAUSED
+        ):
             return
         if upstream.scale_to_zero_timeout == wanted and upstream.min_replica == 0:
             return

@@ -1,4 +1,5 @@
-"""Endpoint states (SPEC §3) and the view of one endpoint that every interface shows."""
+"""Endpoint states (the README's "States"), Hugging Face's own, and the view of one endpoint that
+every interface shows."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["EndpointStatus", "EndpointView", "status_from_hf"]
+__all__ = ["HF_ASLEEP", "HF_FAILED", "EndpointStatus", "EndpointView", "HfState", "status_from_hf"]
 
 
 class EndpointStatus(StrEnum):
@@ -21,15 +22,37 @@ class EndpointStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+class HfState(StrEnum):
+    """Hugging Face's `status.state` of an endpoint, spelt as its API spells it.
+
+    What HF reports stays a plain `str` (`UpstreamEndpoint.state`), so that a state added later is
+    `unknown` rather than a crash; it is compared with these members, which equal their strings.
+    """
+
+    PENDING = "pending"
+    INITIALIZING = "initializing"
+    UPDATING = "updating"
+    UPDATE_FAILED = "updateFailed"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FAILED = "failed"
+    SCALED_TO_ZERO = "scaledToZero"
+
+
+#: HF's states of an endpoint that sleeps: one that scaled to zero, or that was paused.
+HF_ASLEEP = frozenset({HfState.SCALED_TO_ZERO.value, HfState.PAUSED.value})
+#: HF's states of an endpoint that failed: to start, or to take a change.
+HF_FAILED = frozenset({HfState.FAILED.value, HfState.UPDATE_FAILED.value})
+
 _FROM_HF: dict[str, EndpointStatus] = {
-    "running": EndpointStatus.RUNNING,
-    "scaledToZero": EndpointStatus.SLEEPING,
-    "paused": EndpointStatus.SLEEPING,
-    "pending": EndpointStatus.STARTING,
-    "initializing": EndpointStatus.STARTING,
-    "updating": EndpointStatus.STARTING,
-    "failed": EndpointStatus.ERROR,
-    "updateFailed": EndpointStatus.ERROR,
+    HfState.RUNNING.value: EndpointStatus.RUNNING,
+    HfState.SCALED_TO_ZERO.value: EndpointStatus.SLEEPING,
+    HfState.PAUSED.value: EndpointStatus.SLEEPING,
+    HfState.PENDING.value: EndpointStatus.STARTING,
+    HfState.INITIALIZING.value: EndpointStatus.STARTING,
+    HfState.UPDATING.value: EndpointStatus.STARTING,
+    HfState.FAILED.value: EndpointStatus.ERROR,
+    HfState.UPDATE_FAILED.value: EndpointStatus.ERROR,
 }
 
 
@@ -72,7 +95,8 @@ class EndpointView:
     hf_scale_to_zero_timeout: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The endpoint object of SPEC §4: the seed's six fields first, times as integer seconds."""
+        """The endpoint object of the README's "REST API": status, url, the three times and
+        auto_sleep_in first, as the first version had them; times as integer seconds."""
         return {
             "status": self.status.value,
             "url": self.url,

@@ -7,7 +7,8 @@ must forward more than 1,300 a second with its own work on top (see bench/).
 
 `open()` returns an answer whose headers have arrived and whose body has not been read: the caller
 passes the body through as bytes. Retries happen only before that point, so never after a byte has
-gone to the caller.
+gone to the caller. Each answer and each UpstreamError says how many attempts it took; those are the
+retries counted in /metrics, so stamina's own retry hooks are turned off (`quiet_retry_hooks`).
 """
 
 from __future__ import annotations
@@ -21,31 +22,54 @@ import stamina
 
 from crazy_gary.errors import UpstreamError
 
-__all__ = ["InferenceClient", "UpstreamResponse"]
+__all__ = ["InferenceClient", "UpstreamResponse", "quiet_retry_hooks"]
 
 RETRY_STATUS = frozenset({429, 502, 503, 504})
 MAX_RETRY_AFTER = 10.0
 
 
-class UpstreamResponse:
-    """An endpoint's answer: status and headers read, body still to come."""
+def quiet_retry_hooks() -> None:
+    """Turn stamina's global retry hooks off (process-wide): by default they log a warning per retry
+    as `<context block>` and count into a Prometheus registry nobody exports; our retries are counted
+    from the attempts each answer carries."""
+    stamina.instrumentation.set_on_retry_hooks([])
 
-    def __init__(self, response: aiohttp.ClientResponse, attempts: int = 1) -> None:
+
+class UpstreamResponse:
+    """An endpoint's answer: status and headers read, body still to come (an `InferenceAnswer`)."""
+
+    __slots__ = ("_response", "_url", "attempts", "headers", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse, url: str, attempts: int) -> None:
         self._response = response
+        self._url = url
         self.attempts = attempts
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        async for chunk in self._response.content.iter_any():
-            yield chunk
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._broke_off(exc) from exc
 
     async def aiter_lines(self) -> AsyncIterator[str]:
-        async for line in self._response.content:
-            yield line.decode().rstrip("\r\n")
+        try:
+            async for line in self._response.content:
+                yield line.decode().rstrip("\r\n")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._broke_off(exc) from exc
 
     async def aread(self) -> bytes:
-        return await self._response.read()
+        try:
+            return await self._response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._broke_off(exc) from exc
+
+    def _broke_off(self, exc: Exception) -> UpstreamError:
+        kind = "timeout" if isinstance(exc, TimeoutError) else "connect"
+        return UpstreamError(f"{self._url} broke off its answer.", kind=kind, attempts=self.attempts)
 
     async def aclose(self) -> None:
         self._response.release()
@@ -108,7 +132,9 @@ class InferenceClient:
             await self._session.close()
 
     async def open(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
-        """POST `body` to `url`; the answer with its headers read, or UpstreamError after the retries."""
+        """POST `body` to `url`; the answer with its headers read, or UpstreamError after the retries
+        (both say how many attempts were made)."""
+        tried = 0
         try:
             async for attempt in stamina.retry_context(
                 on=_backoff,
@@ -118,20 +144,24 @@ class InferenceClient:
                 wait_max=2.0,
                 wait_jitter=0.1,
             ):
+                tried = attempt.num
                 with attempt:
-                    return await self._send(url, body, headers)
+                    return await self._send(url, body, headers, tried)
         except _RetryableStatus as exc:
-            raise UpstreamError(f"{url} answered {exc.status}.", kind="status", status=exc.status) from None
+            message = f"{url} answered {exc.status}."
+            raise UpstreamError(message, kind="status", status=exc.status, attempts=tried) from None
         except TimeoutError:
-            raise UpstreamError(f"{url} did not answer in time.", kind="timeout") from None
+            raise UpstreamError(f"{url} did not answer in time.", kind="timeout", attempts=tried) from None
         except aiohttp.ClientError:
-            raise UpstreamError(f"{url} could not be reached.", kind="connect") from None
+            raise UpstreamError(f"{url} could not be reached.", kind="connect", attempts=tried) from None
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
 
-    async def _send(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
+    async def _send(
+        self, url: str, body: bytes, headers: Mapping[str, str], attempt: int
+    ) -> UpstreamResponse:
         response = await self._client().post(url, data=body, headers=headers, allow_redirects=False)
         if response.status in RETRY_STATUS:
             retry_after = _retry_after(response.headers)
             response.release()
             raise _RetryableStatus(response.status, retry_after)
-        return UpstreamResponse(response)
+        return UpstreamResponse(response, url, attempt)

@@ -19,7 +19,7 @@ import aiohttp
 import stamina
 
 from crazy_gary.clock import Clock, SystemClock
-from crazy_gary.core.ports import UpstreamEndpoint
+from crazy_gary.core.ports import CHAT_PATH, UpstreamEndpoint
 from crazy_gary.errors import ManagementError, ManagementUnavailable
 from crazy_gary.hf.answers import MalformedAnswer, retry_after, to_upstream, translate
 
@@ -185,7 +185,7 @@ class HfManagement:
     async def send_inference(self, url: str, model: str) -> None:
         """A one-token chat request: HF documents that a request starts a scaled-to-zero endpoint."""
         body = {"model": model, "messages": [{"role": "user", "content": "."}], "max_tokens": 1}
-        await self._start_request(url, "POST", "/v1/chat/completions", body)
+        await self._start_request(url, "POST", CHAT_PATH, body)
 
     async def _start_request(self, url: str, method: str, route: str, body: object = None) -> None:
         """A request meant to start an endpoint; its answer does not matter, only that it arrived."""

@@ -21,17 +21,22 @@ class Transition:
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """One line of the audit log; `actor` is a key's name or role and short hash, never the key."""
+    """One line of the audit log; `actor` is a key's name or role and short hash, never the key.
+
+    `success` is None while the operation runs. An entry with an `operation_id` is written when the
+    operation is accepted and written again, with the same id, when it ends: the store completes it.
+    """
 
     timestamp: float
     actor: str
     operation: str
     model_type: str | None
-    success: bool
+    success: bool | None
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     request_id: str | None = None
     id: int | None = None
+    operation_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as the audit route answers it: integer timestamp."""
@@ -77,7 +82,10 @@ class Store(Protocol):
     async def transitions(self, key: str) -> list[Transition]:
         """Every transition of one endpoint, oldest first."""
 
-    async def add_audit(self, entries: list[AuditEntry]) -> None: ...
+    async def add_audit(self, entries: list[AuditEntry]) -> None:
+        """Append the entries, in order; one whose `operation_id` is already in the log (or earlier in
+        `entries`) completes that entry instead: its success, error and details (whichever replica
+        wrote it). All or nothing: a batch that failed may be written again."""
 
     async def audit(self, query: AuditQuery) -> list[AuditEntry]: ...
 

@@ -6,7 +6,7 @@ from sqlalchemy import JSON, Boolean, Column, Float, Index, Integer, MetaData, S
 
 __all__ = ["HEAD_REVISION", "audit_log", "endpoint_state", "metadata", "state_history"]
 
-HEAD_REVISION = "0001"  # the newest migration; a test checks it against Alembic's own answer
+HEAD_REVISION = "0002"  # the newest migration; a test checks it against Alembic's own answer
 metadata = MetaData()
 
 endpoint_state = Table(
@@ -41,8 +41,10 @@ audit_log = Table(
     Column("actor", String(128), nullable=False),
     Column("operation", String(32), nullable=False, index=True),
     Column("model_type", String(64), index=True),
-    Column("success", Boolean, nullable=False),
+    Column("success", Boolean),  # null while the operation runs
     Column("error", Text),
     Column("details", JSON, nullable=False),
     Column("request_id", String(64)),
+    Column("operation_id", String(32)),  # the key that completes an operation's entry when it ends
+    Index("ix_audit_log_operation_id", "operation_id", unique=True),
 )

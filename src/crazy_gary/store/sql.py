@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     Column,
     Connection,
+    Insert,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -37,6 +39,7 @@ __all__ = ["SqlStore", "database_url", "migrations_config"]
 
 _MIGRATION_LOCK = 0x6372617A79  # "crazy": the PostgreSQL advisory lock id replicas take to migrate
 _FIELDS = tuple(PersistedEndpoint.__dataclass_fields__)
+_OUTCOME = ("success", "error", "details")  # what completing an operation's audit entry writes
 # Alembic's own version table, as `alembic stamp` creates it; kept out of `metadata` (not ours).
 _version_table = Table(
     "alembic_version",
@@ -195,9 +198,19 @@ class SqlStore:
         return [Transition(key=row["key"], state=row["state"], at=row["at"]) for row in rows]
 
     async def add_audit(self, entries: list[AuditEntry]) -> None:
-        if entries:
+        rows = _merged([_audit_row(entry) for entry in entries])
+        if rows:
             async with self._connect() as connection:
-                await connection.execute(insert(audit_log), [_audit_row(entry) for entry in entries])
+                await connection.execute(self._insert_or_complete(), rows)
+
+    def _insert_or_complete(self) -> Insert:
+        """An insert that completes the entry of the same `operation_id` instead, if there is one (an
+        entry without one is always new: NULLs never conflict)."""
+        statement = postgresql.insert(audit_log) if self.dialect == "postgresql" else sqlite.insert(audit_log)
+        return statement.on_conflict_do_update(
+            index_elements=[audit_log.c.operation_id],
+            set_={name: statement.excluded[name] for name in _OUTCOME},
+        )
 
     async def audit(self, query: AuditQuery) -> list[AuditEntry]:
         statement = select(audit_log).order_by(audit_log.c.id.desc()).limit(query.limit)
@@ -227,7 +240,24 @@ def _audit_row(entry: AuditEntry) -> dict[str, Any]:
         "error": entry.error,
         "details": entry.details,
         "request_id": entry.request_id,
+        "operation_id": entry.operation_id,
     }
+
+
+def _merged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with each operation's completion folded into its first row: one statement may not
+    touch a row twice."""
+    merged: list[dict[str, Any]] = []
+    first: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        key = row["operation_id"]
+        if key is not None and key in first:
+            first[key].update({name: row[name] for name in _OUTCOME})
+            continue
+        if key is not None:
+            first[key] = row
+        merged.append(row)
+    return merged
 
 
 def _audit_entry(row: Any) -> AuditEntry:
@@ -237,8 +267,9 @@ def _audit_entry(row: Any) -> AuditEntry:
         actor=row["actor"],
         operation=row["operation"],
         model_type=row["model_type"],
-        success=bool(row["success"]),
+        success=None if row["success"] is None else bool(row["success"]),
         error=row["error"],
         details=dict(row["details"] or {}),
         request_id=row["request_id"],
+        operation_id=row["operation_id"],
     )

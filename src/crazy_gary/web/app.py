@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from crazy_gary.clock import Clock, SystemClock
 from crazy_gary.config import ApiKey, Settings
-from crazy_gary.core.ports import ManagementAPI
+from crazy_gary.core.ports import InferencePort, ManagementAPI
 from crazy_gary.engine import Engine
 from crazy_gary.hf.management import HfManagement
 from crazy_gary.logs import log_manager_event
@@ -41,9 +41,11 @@ def create_app(
     clock: Clock | None = None,
     management: ManagementAPI | None = None,
     management_url: str | None = None,
+    inference: InferencePort | None = None,
     extra_keys: Sequence[ApiKey] = (),
 ) -> FastAPI:
-    """The crazy-gary app. `management_url` overrides `HF_ENDPOINTS_API_URL` (the embedded simulator's)."""
+    """The crazy-gary app. `management_url` overrides `HF_ENDPOINTS_API_URL` (the embedded simulator's);
+    `inference` replaces the pooled client that calls the endpoints (a fake, in tests; closed with the app)."""
     clock = clock or SystemClock()
     redis = SharedRedis(settings.redis_url, settings.redis_prefix, clock) if settings.redis_url else None
 
@@ -54,7 +56,7 @@ def create_app(
             if api is None:
                 api = HfManagement(settings.token, management_url or settings.endpoints_api_url, clock=clock)
                 stack.push_async_callback(api.aclose)
-            await _start_services(app, settings, clock, api, redis, stack)
+            await _start_services(app, settings, clock, api, inference, redis, stack)
             yield
 
     app = HardenedFastAPI(  # X-Content-Type-Options: nosniff on every answer
@@ -91,6 +93,7 @@ async def _start_services(
     settings: Settings,
     clock: Clock,
     api: ManagementAPI,
+    inference: InferencePort | None,
     redis: SharedRedis | None,
     stack: contextlib.AsyncExitStack,
 ) -> None:
@@ -98,7 +101,9 @@ async def _start_services(
     each is closed by `stack`, in the reverse order, also when a later one fails to start."""
     coordination = RedisCoordination(redis, clock) if redis is not None else None
     background_errors = BackgroundErrors()  # every background loop's failures, counted for /metrics
-    engine = Engine.from_settings(settings, api, clock, coordination, on_background_error=background_errors)
+    engine = Engine.from_settings(
+        settings, api, clock, coordination, inference=inference, on_background_error=background_errors
+    )
     app.state.engine = engine
     app.state.manager = engine.manager
     engine.manager.subscribe(log_manager_event)

@@ -20,7 +20,6 @@ from crazy_gary.errors import (
     ManagementError,
     NoCapacity,
     UpstreamError,
-    WakeTimeout,
 )
 
 __all__ = ["ApiError", "error_response", "install_error_handlers"]
@@ -62,8 +61,6 @@ def _status_for(exc: CrazyGaryError) -> int:
         return 503
     if isinstance(exc, UpstreamError):
         return 502
-    if isinstance(exc, WakeTimeout):
-        return 504
     if isinstance(exc, ManagementError):
         return 502
     return 500

@@ -9,8 +9,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.datastructures import State
 
 from crazy_gary.clock import Clock
+from crazy_gary.core.ports import CHAT_PATH
 from crazy_gary.engine import ChatRequest, Engine, Exchange
 from crazy_gary.errors import CrazyGaryError
 from crazy_gary.web.auth import Caller, require
@@ -31,6 +33,12 @@ def served_headers(exchange: Exchange) -> dict[str, str]:
     if exchange.fallback_reason:
         headers[REASON] = exchange.fallback_reason
     return headers
+
+
+def note_served(state: State, exchange: Exchange) -> None:
+    """Who serves the request and why, in the request's own state, for its access log line."""
+    state.served_by = exchange.served_by
+    state.fallback_reason = exchange.fallback_reason
 
 
 @router.get("/v1/models")
@@ -56,7 +64,7 @@ _require_user = require("user")
 CHAT_DESCRIPTION = "OpenAI chat completions, streaming or not, served by the primary or its fallback."
 # The chat route's entry in the OpenAPI schema, which FastAPI writes only for its own routes.
 OPENAPI_PATHS: dict[str, Any] = {
-    "/v1/chat/completions": {
+    CHAT_PATH: {
         "post": {
             "tags": ["gateway"],
             "summary": "Chat Completions",
@@ -89,8 +97,9 @@ async def chat_completions(request: Request) -> Response:
     engine: Engine = request.app.state.engine
     chat = engine.parse(await request.body())
     if chat.stream:
-        return await _stream(engine, chat, request.app.state.clock)
+        return await _stream(engine, chat, request.app.state.clock, request.state)
     exchange = await engine.open(chat)
+    note_served(request.state, exchange)
     try:
         content = await exchange.aread()
     finally:
@@ -102,7 +111,7 @@ async def chat_completions(request: Request) -> Response:
 # A plain Starlette route rather than a FastAPI one: the gateway's hot path skips FastAPI's
 # dependency solving and request wrappers, about a seventh of the CPU a forwarded request costs
 # (measured through bench/). It asks for the key itself, with the same dependency the other routes use.
-router.add_route("/v1/chat/completions", chat_completions, methods=["POST"], include_in_schema=False)
+router.add_route(CHAT_PATH, chat_completions, methods=["POST"], include_in_schema=False)
 
 
 async def _within(clock: Clock, task: asyncio.Task[Exchange], seconds: float) -> bool:
@@ -167,10 +176,11 @@ class _ClosingStream(StreamingResponse):
             await self._on_close()
 
 
-async def _stream(engine: Engine, chat: ChatRequest, clock: Clock) -> Response:
+async def _stream(engine: Engine, chat: ChatRequest, clock: Clock, state: State) -> Response:
     task = asyncio.create_task(engine.open(chat))
     if await _within(clock, task, HEADERS_AFTER):
         exchange = task.result()  # routing errors surface here as error answers
+        note_served(state, exchange)
         return _ClosingStream(
             exchange.aiter_bytes(),
             exchange.response.status,
@@ -187,12 +197,18 @@ async def _stream(engine: Engine, chat: ChatRequest, clock: Clock) -> Response:
             await results[0].aclose()
 
     return _ClosingStream(
-        _held(task, chat, clock), 200, {SERVED_BY: "pending", **SSE_HEADERS}, "text/event-stream", close
+        _held(task, chat, clock, state),
+        200,
+        {SERVED_BY: "pending", **SSE_HEADERS},
+        "text/event-stream",
+        close,
     )
 
 
-async def _held(task: asyncio.Task[Exchange], chat: ChatRequest, clock: Clock) -> AsyncIterator[bytes]:
-    """Heartbeats while routing waits, then `: served-by …` and the endpoint's stream."""
+async def _held(
+    task: asyncio.Task[Exchange], chat: ChatRequest, clock: Clock, state: State
+) -> AsyncIterator[bytes]:
+    """Heartbeats while routing waits, then `: served-by …` (for the caller) and the endpoint's stream."""
     while not task.done():
         yield f": waiting for {chat.key}\n\n".encode()
         await _within(clock, task, HEARTBEAT)
@@ -202,6 +218,7 @@ async def _held(task: asyncio.Task[Exchange], chat: ChatRequest, clock: Clock) -
         error = {"error": {"message": exc.message, "type": exc.code, "code": exc.code}}
         yield f"data: {json.dumps(error)}\n\ndata: [DONE]\n\n".encode()
         return
+    note_served(state, exchange)
     reason = f" {exchange.fallback_reason}" if exchange.fallback_reason else ""
     yield f": served-by {exchange.served_by}{reason}\n\n".encode()
     async for chunk in exchange.aiter_bytes():

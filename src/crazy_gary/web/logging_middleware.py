@@ -11,17 +11,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crazy_gary._structlog import structlog
 from crazy_gary.clock import Clock, SystemClock
+from crazy_gary.core.ports import CHAT_PATH
 from crazy_gary.logs import get_logger
 
 __all__ = ["REQUEST_ID_HEADER", "RequestLogMiddleware"]
 
 REQUEST_ID_HEADER = "X-Request-ID"
-CHAT_PATH = "/v1/chat/completions"
 _ID_HEADER = REQUEST_ID_HEADER.lower().encode()
-_SERVED_BY = b"x-crazy-gary-served-by"
-_REASON = b"x-crazy-gary-fallback-reason"
 _SANE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-_SERVED_COMMENT = re.compile(rb"^: served-by (\S+)(?: (\S+))?$", re.MULTILINE)
 
 
 def _incoming_id(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -34,36 +31,20 @@ def _incoming_id(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
 
 
 class _Answer:
-    """What the middleware learns of the answer as it passes."""
+    """What the middleware learns of the answer as it passes: its status."""
 
-    __slots__ = ("reason", "served_by", "status")
+    __slots__ = ("status",)
 
     def __init__(self) -> None:
         self.status: int | None = None
-        self.served_by: str | None = None
-        self.reason: str | None = None
 
     def started(self, message: Message, request_id: bytes) -> Message:
         self.status = int(message["status"])
-        headers: list[tuple[bytes, bytes]] = []
-        for name, value in message.get("headers", ()):
-            lowered = bytes(name).lower()
-            if lowered == _ID_HEADER:
-                continue
-            if lowered == _SERVED_BY:
-                self.served_by = bytes(value).decode("latin-1")
-            elif lowered == _REASON:
-                self.reason = bytes(value).decode("latin-1")
-            headers.append((name, value))
+        headers = [
+            (name, value) for name, value in message.get("headers", ()) if bytes(name).lower() != _ID_HEADER
+        ]
         headers.append((_ID_HEADER, request_id))
         return {**message, "headers": headers}
-
-    def body(self, message: Message) -> None:
-        # A held stream answers `Served-By: pending`, then names who served it in an SSE comment.
-        match = _SERVED_COMMENT.search(message.get("body", b""))
-        if match is not None:
-            self.served_by = match[1].decode("latin-1")
-            self.reason = match[2].decode("latin-1") if match[2] else None
 
 
 class RequestLogMiddleware:
@@ -72,7 +53,8 @@ class RequestLogMiddleware:
     Fields: request id (the caller's `X-Request-ID` when sane, else a new one; echoed on the answer
     and bound in `structlog.contextvars` meanwhile), method, path without the query string, status,
     duration in ms, client address, the caller's actor once auth ran, and for chat completions who
-    served the request and why. Never a header value or a key.
+    served the request and why, as the gateway noted them in the request's state (`served_by`,
+    `fallback_reason`; None when nothing served it). Never a header value or a key.
     """
 
     def __init__(
@@ -95,8 +77,6 @@ class RequestLogMiddleware:
         async def send_logged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message = answer.started(message, raw_id)
-            elif chat and answer.served_by == "pending" and message["type"] == "http.response.body":
-                answer.body(message)
             await send(message)
 
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -132,8 +112,8 @@ class RequestLogMiddleware:
             "actor": getattr(caller, "actor", None),
         }
         if chat:
-            fields["served_by"] = answer.served_by
-            fields["fallback_reason"] = answer.reason
+            fields["served_by"] = state.get("served_by")
+            fields["fallback_reason"] = state.get("fallback_reason")
         if failure is not None:
             self.log.error("request", error=failure, **fields)
         elif status is not None and status >= 500:

@@ -1,4 +1,4 @@
-"""Rate limits of SPEC §2, counted by the `limits` library (its async API).
+"""The two rate limits of the settings, counted by the `limits` library (its async API).
 
 - `CRAZY_GARY_RATE_LIMIT` on every route but `/healthz`, `/readyz` and the page's files, per valid key
   (counted by the key's SHA-256, never the key), else per client address: a caller that sends no key
@@ -144,7 +144,7 @@ class Limiter:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """The two limits of SPEC §2, sharing one storage."""
+    """The general and the management limit, sharing one storage."""
 
     general: Limiter
     management: Limiter

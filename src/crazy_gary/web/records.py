@@ -1,4 +1,4 @@
-"""The audit log and the costs (SPEC §4), role viewer."""
+"""The audit log and the costs (README, "State, audit log, costs, metrics"), role viewer."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The endpoints REST API of SPEC §4: status, wake and sleep, and the health routes."""
+"""The endpoints REST API (README: REST API): status, wake and sleep, and the health routes."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ router = APIRouter()
 Viewer = Annotated[Caller, Depends(require("viewer"))]
 Operator = Annotated[Caller, Depends(require("operator"))]
 Wait = Annotated[bool, Query(description="Answer only when the operation has finished (or timed out).")]
-ModelType = Annotated[str, "the endpoint key, e.g. 120b"]
 
 _WAKE_DONE = {EndpointStatus.RUNNING, EndpointStatus.ERROR}
 _SLEEP_DONE = {EndpointStatus.SLEEPING, EndpointStatus.ERROR, EndpointStatus.RUNNING}

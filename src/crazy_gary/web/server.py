@@ -14,6 +14,7 @@ import uvicorn
 
 from crazy_gary.clock import SystemClock
 from crazy_gary.config import SIMULATOR_TOKEN, ApiKey, Settings, load_simulator_config
+from crazy_gary.hf.inference import quiet_retry_hooks
 from crazy_gary.logs import configure_logging
 from crazy_gary.simulator import SimulatorServer
 from crazy_gary.web.app import create_app
@@ -71,6 +72,7 @@ async def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -
             management_url = simulator.management_url
         # After the embedded simulator's uvicorn set up its own log handlers, so ours replace them.
         configure_logging(settings, secrets=[generated])
+        quiet_retry_hooks()  # retries are counted from the attempts each answer carries
         app = create_app(settings, clock=clock, management_url=management_url, extra_keys=extra_keys)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", log_config=None)
         server = AppServer(config)

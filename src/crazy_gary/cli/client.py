@@ -44,7 +44,7 @@ class ServerClient:
 
     Every failure — unreachable server, refused key, error answer, non-JSON answer — ends the
     command through :func:`fail`; callers only ever see successful (2xx) JSON objects. httpx2 is
-    imported here, not at the top: `crazy-gary serve` shares this module's CLI and has no use for it.
+    imported when a client is made, not at the top: `--help`, `serve` and `doctor` have no use for it.
     """
 
     def __init__(self, server: str, key: str | None) -> None:
@@ -161,7 +161,7 @@ def _json_object(response: httpx2.Response) -> dict[str, Any] | None:
 
 
 def _sentence(body: dict[str, Any]) -> str | None:
-    """The server's error sentence: SPEC's ``error`` field, or a framework's ``detail``."""
+    """The server's error sentence: the ``error`` field of its error shape, or a framework's ``detail``."""
     for field in ("error", "detail"):
         value = body.get(field)
         if isinstance(value, str) and value:

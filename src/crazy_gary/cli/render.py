@@ -184,6 +184,8 @@ def audit_table(entries: list[Any]) -> Table:
 
 
 def _result_text(entry: Mapping[str, Any]) -> Text:
+    if entry.get("success") is None:
+        return Text("under way", style="yellow")  # accepted, not finished yet
     if entry.get("success"):
         return Text("ok", style="green")
     error = entry.get("error")

@@ -1,10 +1,8 @@
-"""The ``crazy-gary`` command: start the server or the simulator, and manage a running server.
+"""The commands that talk to a running server: status, watch, wake, sleep and audit.
 
-Commands that talk to a server find it with ``--server`` (env ``CRAZY_GARY_URL``) and send
-``--key`` (env ``CRAZY_GARY_KEY``) as a bearer token. Each may be given before the command
-(``crazy-gary --server URL status``) or after it (``crazy-gary status --server URL``).
-Every failure is one ``error: …`` line on stderr and a non-zero exit: 1 when the server or the
-network failed us, 2 for a bad command line or configuration.
+Each finds the server with ``--server`` (env ``CRAZY_GARY_URL``) and sends ``--key`` (env
+``CRAZY_GARY_KEY``) as a bearer token, given before the command or after it. They load no server
+stack: only Typer here, httpx2 once a client is made, and Rich once there is a table to print.
 """
 
 from __future__ import annotations
@@ -12,34 +10,20 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
 
-from crazy_gary._cli_client import DEFAULT_SERVER, ServerClient, fail, require
-from crazy_gary.config import load_settings, load_simulator_config
-from crazy_gary.errors import ConfigError
-from crazy_gary.simulator import run_simulator
-from crazy_gary.web.server import run_server
+from crazy_gary.cli.client import DEFAULT_SERVER, ServerClient, fail, require
 
-__all__ = ["app", "main"]
+__all__ = ["audit", "connect", "sleep", "status", "wake", "watch"]
 
 API = "/api/endpoints"
 SETTLED_STATES = frozenset({"running", "error"})
 WAIT_ALL_SECONDS = 600.0
 POLL_INTERVAL_SECONDS = 1.0
-
-app = typer.Typer(
-    help="Keeps large language models on Hugging Face Inference Endpoints cheap and always answering.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
 
 
 @dataclass(frozen=True)
@@ -66,8 +50,7 @@ ModelArgument = Annotated[
 AllOption = Annotated[bool, typer.Option("--all", help="Every configured endpoint.")]
 
 
-@app.callback()
-def _root(
+def connect(
     ctx: typer.Context,
     server: Annotated[
         str, typer.Option("--server", envvar="CRAZY_GARY_URL", help="Address of a running crazy-gary.")
@@ -79,6 +62,7 @@ def _root(
         ),
     ] = None,
 ) -> None:
+    """The options before the command: kept for the command that follows."""
     ctx.obj = _Connection(server=server, key=key)
 
 
@@ -88,58 +72,6 @@ def _client(ctx: typer.Context, server: str | None, key: str | None) -> ServerCl
     return ServerClient(server or given.server, key or given.key)
 
 
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
-    simulate: Annotated[
-        bool | None,
-        typer.Option(
-            "--simulate/--no-simulate",
-            help="Run against the embedded simulator; by default decided by the settings.",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    """Start the crazy-gary server: REST API, inference gateway and dashboard."""
-    try:
-        settings = load_settings(simulate=simulate)
-    except ConfigError as exc:
-        fail(exc.message, exit_code=2)
-    run_server(settings, host=host, port=port)  # it turns a port it cannot bind into one line itself
-
-
-@app.command()
-def simulate(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8010,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            help="The one token the simulator accepts [default: CRAZY_GARY_SIM_TOKEN, else hf_simulator].",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    """Start the stand-in for Hugging Face (management API and endpoints)."""
-    try:
-        config = load_simulator_config(token=token)
-    except ConfigError as exc:
-        fail(exc.message, exit_code=2)
-    with _listen_errors(host, port):
-        run_simulator(config, host=host, port=port)
-
-
-@contextlib.contextmanager
-def _listen_errors(host: str, port: int) -> Iterator[None]:
-    """Turn a socket that cannot be bound (port taken, address not ours) into one line and exit 1."""
-    try:
-        yield
-    except OSError as exc:
-        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
-
-
-@app.command()
 def status(
     ctx: typer.Context,
     as_json: Annotated[
@@ -156,12 +88,11 @@ def status(
     elif not endpoints:
         typer.echo("no endpoints are configured")
     else:
-        from crazy_gary._cli_render import output_console, status_table  # rich: not loaded by `serve`
+        from crazy_gary.cli.render import output_console, status_table  # Rich: only to print a table
 
         output_console().print(status_table(endpoints, now=time.time()))
 
 
-@app.command()
 def watch(
     ctx: typer.Context,
     interval: Annotated[
@@ -174,8 +105,8 @@ def watch(
     key: KeyOption = None,
 ) -> None:
     """Show the status table, kept current by the server's live events, until Ctrl-C."""
-    from crazy_gary._cli_render import output_console, screen
-    from crazy_gary._cli_watch import watch_events
+    from crazy_gary.cli.render import output_console, screen
+    from crazy_gary.cli.watch import watch_events
 
     console = output_console()
     # Ctrl-C is how a watch ends, not a failure
@@ -190,7 +121,6 @@ def _read_endpoints(client: ServerClient) -> dict[str, Any]:
     return endpoints
 
 
-@app.command()
 def wake(
     ctx: typer.Context,
     model: ModelArgument = None,
@@ -210,7 +140,6 @@ def wake(
         raise typer.Exit(1)
 
 
-@app.command()
 def sleep(
     ctx: typer.Context,
     model: ModelArgument = None,
@@ -308,7 +237,6 @@ def _poll_until_settled(client: ServerClient, names: list[str]) -> dict[str, str
         time.sleep(POLL_INTERVAL_SECONDS)
 
 
-@app.command()
 def audit(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(min=1, help="How many entries, newest first.")] = 20,
@@ -335,36 +263,6 @@ def audit(
     elif not entries:
         typer.echo("no audit entries")
     else:
-        from crazy_gary._cli_render import audit_table, output_console
+        from crazy_gary.cli.render import audit_table, output_console
 
         output_console().print(audit_table(entries))
-
-
-@app.command()
-def doctor(
-    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as one JSON object.")] = False,
-) -> None:
-    """Check the settings against Hugging Face, Redis and the store, one line each; exit 1 on any ✗."""
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        fail(exc.message, exit_code=2)
-    from crazy_gary.doctor import render, report, run_diagnosis  # HF's client: not loaded by `status`
-
-    checks = run_diagnosis(settings)
-    if as_json:
-        typer.echo(json.dumps(report(checks), indent=2, ensure_ascii=False))
-    else:
-        for check in checks:
-            typer.echo(render(check))
-    if not all(check.ok for check in checks):
-        raise typer.Exit(1)
-
-
-def main() -> None:
-    """Run the ``crazy-gary`` command line (the console script)."""
-    app(prog_name="crazy-gary")
-
-
-if __name__ == "__main__":
-    main()

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from crazy_gary._cli_client import ServerClient
-from crazy_gary._cli_render import recent_requests_table, status_table
+from crazy_gary.cli.client import ServerClient
+from crazy_gary.cli.render import recent_requests_table, status_table
 
 if TYPE_CHECKING:
     import httpx2
