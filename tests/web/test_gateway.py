@@ -84,11 +84,15 @@ async def test_a_held_stream_says_who_served_in_the_stream_and_the_log(
     assert (line["served_by"], line["fallback_reason"]) == ("20b", "primary_sleeping")
 
 
-async def test_a_stream_cut_midway_reaches_the_caller_cut(gateway: Gateway) -> None:
-    """A stream the endpoint breaks off reaches the caller broken, unretried, and leaves no lease."""
+async def test_a_stream_cut_midway_ends_with_an_error_event(gateway: Gateway) -> None:
+    """A stream the endpoint breaks off ends with an error event after what came, unretried, and
+    leaves no lease."""
     gateway.inference.script("gpt-oss-20b", FakeAnswer(chunks=CHUNKS[:1], headers=SSE, cut="connect"))
-    with pytest.raises(httpx2.RemoteProtocolError):
-        await gateway.stream("20b")
+    _, lines = await gateway.stream("20b")
+    data = [line[5:].strip() for line in lines if line.startswith("data:")]
+    assert json.loads(data[0])["choices"][0]["delta"]["content"] == "hi"
+    assert json.loads(data[-2])["error"]["code"] == "upstream_error"
+    assert data[-1] == "[DONE]"
     assert gateway.inference.calls["gpt-oss-20b"] == 1
     status = await gateway.http.get("/api/endpoints/status/20b", headers={"Authorization": f"Bearer {USER}"})
     assert status.json()["in_flight"] == 0

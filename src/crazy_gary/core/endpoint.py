@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,7 +21,8 @@ Operation = Literal["wake", "sleep"]
 
 @dataclass(eq=False)
 class Endpoint:
-    """Everything the manager knows about one endpoint; mutated only by the manager's tasks."""
+    """Everything the manager knows about one endpoint. Its fields are written only by its own
+    methods (the changes below), which the manager, the poller, the lease and replica sync call."""
 
     spec: EndpointSpec
     auto_sleep: float
@@ -90,6 +93,11 @@ class Endpoint:
         return self.hf_running and self.healthy
 
     @property
+    def going_to_sleep(self) -> bool:
+        """A sleep runs, or one a previous run left unfinished is about to be carried out."""
+        return self.operation == "sleep" or (self.recover is not None and self.recover[0] == "sleep")
+
+    @property
     def health_route(self) -> str:
         return self.upstream.health_route if self.upstream else "/health"
 
@@ -123,8 +131,104 @@ class Endpoint:
             return EndpointStatus.STARTING  # running at HF, but the model is still loading
         return status
 
-    def begin_operation(self, operation: Operation, actor: str, request_id: str | None, now: float) -> None:
-        """A wake or sleep begins at wall time `now`: what a previous one left is cleared."""
+    # -- changes: the only writers of this record's fields --------------------------------------
+    def apply_reading(
+        self, upstream: UpstreamEndpoint | None, error: str | None, *, ticket: int, observed_at: float
+    ) -> bool:
+        """What the management API said of this endpoint (None: it could not say), for a question
+        asked at wall time `observed_at` with `ticket`; False, and nothing changed, when a later
+        question's answer is already applied (a slow list overtaken by a pause, say)."""
+        if ticket < self.ticket:
+            return False
+        self.ticket, self.observed_at = ticket, observed_at
+        self.seen = True
+        self.reachable = upstream is not None
+        if upstream is not None:
+            self.upstream = upstream
+            if upstream.state != HfState.RUNNING:
+                self.healthy = False  # a replica that starts again must load its model again
+            if not self.hf_running or self.healthy:
+                self.loading_since = None
+            elif self.loading_since is None:
+                self.loading_since = observed_at
+        self.poll_error = error
+        return True
+
+    def mark_healthy(self) -> bool:
+        """Its health route answered 200: the model has loaded (False when HF no longer runs it)."""
+        if not self.hf_running:
+            return False
+        self.healthy, self.loading_since = True, None
+        return True
+
+    def apply_probe(self, healthy: bool, error: str | None) -> None:
+        """An unmanaged endpoint's health route answered (or not)."""
+        self.seen, self.reachable, self.poll_error = True, healthy, error
+
+    def request_began(self, now: float) -> None:
+        self.in_flight += 1
+        self.last_activity = now
+
+    def request_ended(self, now: float) -> None:
+        self.in_flight -= 1
+        self.last_activity = now
+
+    def touch(self, now: float) -> None:
+        """An inference request started or ended here at wall time `now`."""
+        self.last_activity = now
+
+    def take_presence(self, in_flight_elsewhere: int, last_activity: float | None) -> tuple[bool, bool]:
+        """What the other replicas told: (whether the requests in flight through them changed,
+        whether their last activity is newer than ours)."""
+        moved = in_flight_elsewhere != self.in_flight_elsewhere
+        self.in_flight_elsewhere = in_flight_elsewhere
+        newer = last_activity is not None and (
+            self.last_activity is None or last_activity > self.last_activity
+        )
+        if newer:
+            self.last_activity = last_activity
+        return moved, newer
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Count a request held while waiting for this endpoint."""
+        self.pending += 1
+        try:
+            yield
+        finally:
+            self.pending -= 1
+
+    def report(self, reported: tuple[str, str | None]) -> bool:
+        """Whether (status, HF state) differs from what observers were last told; now it is told."""
+        if reported == self.reported:
+            return False
+        self.reported = reported
+        return True
+
+    def remember_counts_before_pause(self) -> None:
+        """Before crazy-gary pauses it: its replica counts, unless a put-back is still owed."""
+        before = self.upstream
+        if before is not None and before.max_replica and self.replicas_before_pause is None:
+            self.replicas_before_pause = (before.min_replica or 0, before.max_replica)
+
+    def counts_put_back(self) -> None:
+        self.replicas_before_pause = None
+
+    def take_recovery(self) -> tuple[str, str | None] | None:
+        """The operation a previous run left unfinished, once."""
+        recover, self.recover = self.recover, None
+        return recover
+
+    def begin_operation(
+        self,
+        operation: Operation,
+        actor: str,
+        request_id: str | None,
+        now: float,
+        task: asyncio.Task[None] | None = None,
+    ) -> None:
+        """A wake or sleep begins at wall time `now`, run by `task`: what a previous one left is cleared."""
+        self.task = task
         self.operation, self.operation_actor, self.request_id = operation, actor, request_id
         self.recover = self.failure = self.last_error = None
         self.timed_out = False

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from crazy_gary.core.status import EndpointStatus
 
-__all__ = ["ManagerEvent", "OperationResult"]
+__all__ = ["EventKind", "ManagerEvent", "OperationResult"]
+
+#: "operation" (accepted), "operation_done", "operation_unchanged" (a wake or sleep that found the
+#: endpoint already there or on its way: `status` says where), "state" (a change of crazy-gary's or
+#: HF's state), "wake_request" (what a wake sent to start the endpoint, in `operation`)
+EventKind = Literal["operation", "operation_done", "operation_unchanged", "state", "wake_request"]
 
 
 @dataclass(frozen=True)
@@ -24,9 +29,7 @@ class OperationResult:
 class ManagerEvent:
     """Something observers may want to know: an operation's start or end, or a state change."""
 
-    # "operation" (accepted), "operation_done", "operation_unchanged" (a wake or sleep that found the
-    # endpoint already there or on its way: `status` says where), "state", "wake_request"
-    kind: str
+    kind: EventKind
     key: str
     operation: str | None = None
     actor: str | None = None

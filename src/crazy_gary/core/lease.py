@@ -54,8 +54,7 @@ class Lease:
     async def __aenter__(self) -> Lease:
         endpoint = self.endpoint
         self._claimed = endpoint.breaker.acquire()
-        endpoint.in_flight += 1
-        endpoint.last_activity = self._clock.now()
+        endpoint.request_began(self._clock.now())
         self._activity()
         return self
 
@@ -120,7 +119,6 @@ class Lease:
         endpoint = self.endpoint
         if self._claimed and not self._settled:
             endpoint.breaker.release()
-        endpoint.in_flight -= 1
-        endpoint.last_activity = self._clock.now()
+        endpoint.request_ended(self._clock.now())
         self._activity()
         endpoint.notify()  # a sleep waiting for the endpoint to drain looks again

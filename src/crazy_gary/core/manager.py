@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from crazy_gary.clock import Clock, wait_event
@@ -279,21 +279,15 @@ class HuggingFaceEndpointManager:
         """Seconds until a starting endpoint should run, from its last cold start; None if unknown."""
         return self._endpoint(key).ready_in(self._clock.now())
 
-    @contextlib.contextmanager
-    def holding(self, key: str) -> Iterator[None]:
+    def holding(self, key: str) -> contextlib.AbstractContextManager[None]:
         """Count a request held while waiting for this endpoint."""
-        endpoint = self._endpoint(key)
-        endpoint.pending += 1
-        try:
-            yield
-        finally:
-            endpoint.pending -= 1
+        held: contextlib.AbstractContextManager[None] = self._endpoint(key).holding()
+        return held
 
     # -- activity -----------------------------------------------------------------------------
     def record_activity(self, key: str) -> None:
         """An inference request started or ended on this endpoint."""
-        endpoint = self._endpoint(key)
-        endpoint.last_activity = self._clock.now()
+        self._endpoint(key).touch(self._clock.now())
         self._autosleep.kick()
 
     def lease(self, key: str) -> Lease:
@@ -316,9 +310,7 @@ class HuggingFaceEndpointManager:
         after = endpoint.status()
         if endpoint.note_change(before, after, self._clock.now()):
             self._autosleep.kick()
-        reported = (after.value, endpoint.hf_state)
-        if reported != endpoint.reported:
-            endpoint.reported = reported
+        if endpoint.report((after.value, endpoint.hf_state)):
             self._announce_state(endpoint)
             self._autosleep.kick()  # a loading endpoint is due to sleep too
 
@@ -342,10 +334,9 @@ class HuggingFaceEndpointManager:
     ) -> None:
         previous = endpoint.task
         before = endpoint.status()
-        endpoint.begin_operation(operation, actor, request_id, self._clock.now())
         runner = self._runner.wake if operation == "wake" else self._runner.sleep
         task = asyncio.create_task(self._operate(endpoint, operation, actor, runner, previous, request_id))
-        endpoint.task = task
+        endpoint.begin_operation(operation, actor, request_id, self._clock.now(), task)
         self._operations.add(task)
         task.add_done_callback(self._operations.discard)
         self._emit(

@@ -68,7 +68,7 @@ class OperationRunner:
             and scaling
             and await scaling.restore_after_resume(endpoint, endpoint.replicas_before_pause)
         ):
-            endpoint.replicas_before_pause = None  # kept until put back, for the next resume
+            endpoint.counts_put_back()  # kept until then, for the next resume
 
     async def _start_upstream(
         self, endpoint: Endpoint, namespace: str, name: str, deadline: float, sent: list[str]
@@ -133,11 +133,7 @@ class OperationRunner:
             await wait_event(self._clock, updated, remaining)
         ticket = self._poller.ticket()
         if self._sleep_mode == "pause":
-            before = endpoint.upstream
-            # a pause sets both to 0 and a resume both to 1; the counts still owed from an earlier
-            # pause, whose put-back failed, are the ones to keep
-            if before is not None and before.max_replica and endpoint.replicas_before_pause is None:
-                endpoint.replicas_before_pause = (before.min_replica or 0, before.max_replica)
+            endpoint.remember_counts_before_pause()  # a pause sets both to 0, a resume both to 1
             upstream = await self._management.pause(namespace, name)
         else:
             upstream = await self._management.scale_to_zero(namespace, name)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from crazy_gary.clock import Clock, wait_event
 from crazy_gary.core.endpoint import Endpoint
 from crazy_gary.core.ports import ManagementAPI, Reading, UpstreamEndpoint
-from crazy_gary.core.status import EndpointStatus, HfState
+from crazy_gary.core.status import EndpointStatus
 from crazy_gary.core.supervisor import Supervisor, stop
 from crazy_gary.errors import ManagementError
 
@@ -120,22 +120,10 @@ class StatusPoller:
         An answer to a question asked before the last applied one is stale (a slow list overtaken by
         a pause, say) and is dropped. `asked_at` is the wall time of the question (now by default).
         """
-        if ticket < endpoint.ticket:
-            return
-        endpoint.ticket = ticket
-        endpoint.observed_at = self._clock.now() if asked_at is None else asked_at
         before = endpoint.status()
-        endpoint.seen = True
-        endpoint.reachable = upstream is not None
-        if upstream is not None:
-            endpoint.upstream = upstream
-            if upstream.state != HfState.RUNNING:
-                endpoint.healthy = False  # a replica that starts again must load its model again
-            if not endpoint.hf_running or endpoint.healthy:
-                endpoint.loading_since = None
-            elif endpoint.loading_since is None:
-                endpoint.loading_since = endpoint.observed_at
-        endpoint.poll_error = error
+        observed_at = self._clock.now() if asked_at is None else asked_at
+        if not endpoint.apply_reading(upstream, error, ticket=ticket, observed_at=observed_at):
+            return
         self._on_change(endpoint, before)
         endpoint.notify()
         if endpoint.hf_running and not endpoint.healthy:
@@ -150,12 +138,12 @@ class StatusPoller:
             task.add_done_callback(lambda _: self._health_checks.pop(endpoint.key, None))
 
     async def _await_health(self, endpoint: Endpoint) -> None:
-        while endpoint.hf_running and not endpoint.healthy:
+        # Never while it is being put to sleep: a health request may be what starts it again.
+        while endpoint.hf_running and not endpoint.healthy and not endpoint.going_to_sleep:
             url = endpoint.inference_url
             if url is not None and await self._management.probe(url, endpoint.health_route):
-                if endpoint.hf_running:  # not stopped while we asked
-                    before = endpoint.status()
-                    endpoint.healthy, endpoint.loading_since = True, None
+                before = endpoint.status()
+                if endpoint.mark_healthy():
                     self._on_change(endpoint, before)
                     endpoint.notify()
                 return
@@ -220,9 +208,7 @@ class StatusPoller:
         while True:
             healthy = await self._management.probe(url)
             before = endpoint.status()
-            endpoint.seen = True
-            endpoint.reachable = healthy
-            endpoint.poll_error = None if healthy else f"{url} does not answer its health route."
+            endpoint.apply_probe(healthy, None if healthy else f"{url} does not answer its health route.")
             self._on_change(endpoint, before)
             endpoint.notify()
             await self._clock.sleep(self.interval if healthy else self.fast_interval)

@@ -86,14 +86,10 @@ class ReplicaSync:
         for key, endpoint in self._endpoints.items():
             shared = together.get(key) if together is not None else None
             elsewhere = 0 if shared is None else max(0, shared.in_flight - ours[key].in_flight)
-            if elsewhere != endpoint.in_flight_elsewhere:
-                changed = True
-                endpoint.in_flight_elsewhere = elsewhere
+            moved, newer = endpoint.take_presence(elsewhere, None if shared is None else shared.last_activity)
+            if moved:
                 endpoint.notify()  # a sleep may be draining them
-            newest = None if shared is None else shared.last_activity
-            if newest is not None and (endpoint.last_activity is None or newest > endpoint.last_activity):
-                endpoint.last_activity = newest
-                changed = True
+            changed = changed or moved or newer
         if changed:
             self._autosleep.kick()
 

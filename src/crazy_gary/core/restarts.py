@@ -42,8 +42,7 @@ async def finish_unfinished(
     for endpoint in endpoints:
         if endpoint.recover is None or endpoint.operation is not None:
             continue
-        operation, actor = endpoint.recover
-        endpoint.recover = None
+        operation, actor = endpoint.take_recovery() or (None, None)
         recovered = f"{actor or 'api'} (resumed after restart)"
         if operation == "sleep" and not endpoint.hf_sleeping:
             operate("sleep", endpoint.key, actor=recovered)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
@@ -14,8 +15,10 @@ from starlette.datastructures import State
 from crazy_gary.clock import Clock
 from crazy_gary.core.ports import CHAT_PATH
 from crazy_gary.engine import ChatRequest, Engine, Exchange
-from crazy_gary.errors import CrazyGaryError
+from crazy_gary.errors import CrazyGaryError, UpstreamError
 from crazy_gary.web.auth import Caller, require
+
+logger = logging.getLogger("crazy_gary.gateway")
 
 __all__ = ["document_chat", "router"]
 
@@ -182,7 +185,7 @@ async def _stream(engine: Engine, chat: ChatRequest, clock: Clock, state: State)
         exchange = task.result()  # routing errors surface here as error answers
         note_served(state, exchange)
         return _ClosingStream(
-            exchange.aiter_bytes(),
+            _relayed(exchange),
             exchange.response.status,
             {**served_headers(exchange), **SSE_HEADERS},
             exchange.response.headers.get("content-type", "text/event-stream"),
@@ -215,11 +218,26 @@ async def _held(
     try:
         exchange = task.result()
     except CrazyGaryError as exc:
-        error = {"error": {"message": exc.message, "type": exc.code, "code": exc.code}}
-        yield f"data: {json.dumps(error)}\n\ndata: [DONE]\n\n".encode()
+        yield _error_event(exc)
         return
     note_served(state, exchange)
     reason = f" {exchange.fallback_reason}" if exchange.fallback_reason else ""
     yield f": served-by {exchange.served_by}{reason}\n\n".encode()
-    async for chunk in exchange.aiter_bytes():
+    async for chunk in _relayed(exchange):
         yield chunk
+
+
+async def _relayed(exchange: Exchange) -> AsyncIterator[bytes]:
+    """The endpoint's stream; one it breaks off midway ends with an error event, as vLLM sends one,
+    so that the caller's client says what happened (its headers, 200, are gone already)."""
+    try:
+        async for chunk in exchange.aiter_bytes():
+            yield chunk
+    except UpstreamError as exc:
+        logger.warning("the stream from %s broke off: %s", exchange.served_by, exc.message)
+        yield b"\n\n" + _error_event(exc)  # the blank line ends an event cut in the middle
+
+
+def _error_event(exc: CrazyGaryError) -> bytes:
+    error = {"error": {"message": exc.message, "type": exc.code, "code": exc.code}}
+    return f"data: {json.dumps(error)}\n\ndata: [DONE]\n\n".encode()
