@@ -167,7 +167,8 @@ async def test_activity_resets_the_countdown(
     manager.wake("120b")
     await clock.advance(20)
     await clock.advance(800)
-    manager.record_activity("120b")
+    async with manager.lease("120b"):
+        pass  # a request started and ended
     await clock.advance(800)
     assert manager.status("120b").status is RUNNING
     assert manager.status("120b").auto_sleep_in == pytest.approx(100, abs=1)
@@ -361,7 +362,8 @@ async def test_activity_through_another_replica_counts_here(
     assert manager.status("20b").status is RUNNING  # not asleep: the other replica's activity counted
     await clock.advance(2)
     assert hf.calls["scale-to-zero"] == 1
-    manager.record_activity("120b")
+    async with manager.lease("120b"):
+        pass
     await clock.advance(1)
     assert others.told[-1]["120b"].last_activity is not None
 

@@ -173,10 +173,6 @@ class Endpoint:
         self.in_flight -= 1
         self.last_activity = now
 
-    def touch(self, now: float) -> None:
-        """An inference request started or ended here at wall time `now`."""
-        self.last_activity = now
-
     def take_presence(self, in_flight_elsewhere: int, last_activity: float | None) -> tuple[bool, bool]:
         """What the other replicas told: (whether the requests in flight through them changed,
         whether their last activity is newer than ours)."""

@@ -58,8 +58,8 @@ class HuggingFaceEndpointManager:
         hf_scale_to_zero: IdleTimerSetting = "off",
     ) -> None:
         """`hf_scale_to_zero` is what HF's own idle timer is set to (`auto`, `off` or minutes, see
-        `crazy_gary.core.scaling`). `on_background_error` is told of every unexpected failure of a background loop (they are
-        logged either way, and retried)."""
+        `crazy_gary.core.scaling`). `on_background_error` is told of every unexpected failure of a
+        background loop (they are logged either way, and retried)."""
         self._clock = clock
         self._supervisor = Supervisor(clock, on_background_error)
         self._management = management
@@ -74,14 +74,33 @@ class HuggingFaceEndpointManager:
             )
             for spec in specs
         }
+        self._build_parts(
+            clock, management, sleep_mode, coordination, (poll_interval, poll_fast_interval), hf_scale_to_zero
+        )
+        self._operations: set[asyncio.Task[None]] = set()
+        self._started = False
+        self._recovery: asyncio.Task[None] | None = None
+        self._pricing: asyncio.Task[None] | None = None
+        self._configuring: asyncio.Task[None] | None = None
+
+    def _build_parts(
+        self,
+        clock: Clock,
+        management: ManagementAPI,
+        sleep_mode: str,
+        coordination: Coordination | None,
+        poll_intervals: tuple[float, float],
+        hf_scale_to_zero: IdleTimerSetting,
+    ) -> None:
+        """The poller, HF's scaling, the operation runner, auto-sleep and replica sync."""
         self._observers: list[Callable[[ManagerEvent], None]] = []
         endpoints = list(self._endpoints.values())
         self._poller = StatusPoller(
             endpoints,
             management,
             clock,
-            interval=poll_interval,
-            fast_interval=poll_fast_interval,
+            interval=poll_intervals[0],
+            fast_interval=poll_intervals[1],
             on_change=self._state_changed,
         )
         self._scaling = ScalingKeeper(management, self._poller, hf_scale_to_zero, self._emit)
@@ -102,11 +121,6 @@ class HuggingFaceEndpointManager:
             self._sync = ReplicaSync(
                 endpoints, coordination, self._autosleep, self._poller, clock, announce=self._announce_state
             )
-        self._operations: set[asyncio.Task[None]] = set()
-        self._started = False
-        self._recovery: asyncio.Task[None] | None = None
-        self._pricing: asyncio.Task[None] | None = None
-        self._configuring: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(
@@ -284,12 +298,7 @@ class HuggingFaceEndpointManager:
         held: contextlib.AbstractContextManager[None] = self._endpoint(key).holding()
         return held
 
-    # -- activity -----------------------------------------------------------------------------
-    def record_activity(self, key: str) -> None:
-        """An inference request started or ended on this endpoint."""
-        self._endpoint(key).touch(self._clock.now())
-        self._autosleep.kick()
-
+    # -- requests -----------------------------------------------------------------------------
     def lease(self, key: str) -> Lease:
         """A request's lease on this endpoint, `async with manager.lease(key) as lease:` (in flight,
         activity at its start and end, the breaker's claim and outcome; see `crazy_gary.core.lease`)."""
