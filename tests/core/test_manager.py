@@ -31,11 +31,6 @@ SPECS = [
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def hf(clock: ManualClock) -> FakeManagement:
     return FakeManagement(clock, {"gpt-oss-120b": "scaledToZero", "gpt-oss-20b": "paused"})
 

@@ -46,11 +46,6 @@ def done(events: list[ManagerEvent], operation: str) -> Callable[[], ManagerEven
     return lambda: next(e for e in events if e.kind == "operation_done" and e.operation == operation)
 
 
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
 async def test_running_at_hf_is_starting_until_the_health_route_answers(clock: ManualClock) -> None:
     """An endpoint HF reports running whose model loads for 6 s stays `starting`, gets no request,
     and a request held for it goes out as soon as the health route answers, not at the next poll."""

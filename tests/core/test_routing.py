@@ -17,11 +17,6 @@ from .test_manager import SPECS
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def hf(clock: ManualClock) -> FakeManagement:
     return FakeManagement(clock, {"gpt-oss-120b": "scaledToZero", "gpt-oss-20b": "running"})
 

@@ -7,7 +7,6 @@ by one poller per namespace (`crazy_gary.core.poller`); callers only ever read t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
@@ -292,11 +291,6 @@ class HuggingFaceEndpointManager:
     def ready_in(self, key: str) -> float | None:
         """Seconds until a starting endpoint should run, from its last cold start; None if unknown."""
         return self._endpoint(key).ready_in(self._clock.now())
-
-    def holding(self, key: str) -> contextlib.AbstractContextManager[None]:
-        """Count a request held while waiting for this endpoint."""
-        held: contextlib.AbstractContextManager[None] = self._endpoint(key).holding()
-        return held
 
     # -- requests -----------------------------------------------------------------------------
     def lease(self, key: str) -> Lease:

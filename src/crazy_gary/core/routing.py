@@ -84,7 +84,7 @@ class Router:
         if primary in chain and self._wake_for_request(primary):
             pending = self._manager.endpoint(primary).pending
             if self._fallback_wait > 0 and pending < self._max_pending:
-                with self._manager.holding(primary):
+                with self._manager.endpoint(primary).holding():
                     decided = await self._hold([primary], primary, arrival, self._fallback_wait)
                 if decided is not None:
                     return decided
@@ -135,7 +135,7 @@ class Router:
         if not wakeable or self._manager.endpoint(primary).pending >= self._max_pending:
             raise self._no_capacity(chain, primary)
         timeout = self._manager.wake_timeout(primary)
-        with self._manager.holding(primary):
+        with self._manager.endpoint(primary).holding():
             decided = await self._hold(chain, primary, why, timeout)
         if decided is None:
             raise self._no_capacity(chain, primary)
