@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -14,7 +14,8 @@ import pytest
 from crazy_gary.clock import ManualClock
 from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.core.routing import Router
-from crazy_gary.engine import ChatRequest, Engine, Exchange, RequestEvent
+from crazy_gary.core.specs import EndpointSpec
+from crazy_gary.engine import Engine, Exchange, InferenceRequest, RequestEvent
 from crazy_gary.errors import UpstreamError
 from crazy_gary.metrics import Metrics
 
@@ -36,7 +37,7 @@ class Harness:
     def manager(self) -> HuggingFaceEndpointManager:
         return self.engine.manager
 
-    def chat(self, model: str = "120b", *, stream: bool = False) -> ChatRequest:
+    def chat(self, model: str = "120b", *, stream: bool = False) -> InferenceRequest:
         body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
         return self.engine.parse(json.dumps(body).encode())
 
@@ -63,12 +64,16 @@ class Harness:
 
 @asynccontextmanager
 async def harness(
-    primary: str = "running", fallback: str = "running", *, failures: int = 2
+    primary: str = "running",
+    fallback: str = "running",
+    *,
+    failures: int = 2,
+    specs: Sequence[EndpointSpec] = SPECS,
 ) -> AsyncIterator[Harness]:
     clock = ManualClock()
     hf = FakeManagement(clock, {PRIMARY: primary, FALLBACK: fallback})
     manager = HuggingFaceEndpointManager(
-        SPECS,
+        specs,
         hf,
         clock,
         wake_timeout=300,
@@ -258,3 +263,54 @@ async def test_nothing_left_to_try_raises_the_upstream_error() -> None:
         (event,) = h.events
         assert (event.served_by, event.status, event.retries) == (None, 502, 4)
         assert h.manager.status("120b").in_flight == h.manager.status("20b").in_flight == 0
+
+
+@pytest.mark.parametrize(
+    ("api", "field", "value"),
+    [("completions", "prompt", "Once"), ("responses", "input", "hi"), ("embeddings", "input", ["a"])],
+)
+async def test_every_api_falls_back_on_its_own_path(api: str, field: str, value: object) -> None:
+    """A completions, Responses or embeddings request held for a sleeping primary goes to the
+    fallback's route of the same API, named as the fallback expects, and is counted by its API."""
+    async with harness(primary="scaledToZero") as h:
+        raw = json.dumps({"model": "120b", field: value}).encode()
+        exchange = await h.run(h.engine.open(h.engine.parse(raw, api)))  # type: ignore[arg-type]
+        assert (exchange.served_by, exchange.fallback_reason) == ("20b", "primary_sleeping")
+        url, body, _ = h.inference.sent[-1]
+        assert url == f"http://sim/gpt-oss-20b/v1/{api}"
+        assert json.loads(body) == {"model": FALLBACK, field: value}
+        await exchange.aclose()
+        assert [event.api for event in h.events] == [api]
+
+
+async def test_an_endpoint_address_keeps_method_path_and_headers_but_not_the_callers_key() -> None:
+    """A request to an endpoint's address goes with its method, path and query, its end-to-end
+    headers and HF's token in place of the caller's key."""
+    async with harness() as h:
+        request = h.engine.parse_endpoint(
+            "gpt-oss-120b",
+            "GET",
+            "info",
+            "verbose=1",
+            b"",
+            {"Authorization": "Bearer caller-key", "Accept": "application/json", "Connection": "close"},
+        )
+        exchange = await h.run(h.engine.open(request))
+        url, body, headers = h.inference.sent[-1]
+        assert (url, body, h.inference.methods[-1]) == ("http://sim/gpt-oss-120b/info?verbose=1", b"", "GET")
+        assert headers == {"Accept": "application/json", "Authorization": "Bearer hf_test"}
+        await exchange.aclose()
+        assert h.events[-1].api == "endpoint"
+
+
+async def test_an_unmanaged_endpoint_gets_no_token_at_its_address() -> None:
+    """An endpoint crazy-gary does not manage gets neither HF's token nor the caller's key."""
+    local = EndpointSpec(key="local", url="http://local:9001", inference_url="http://local:9001")
+    async with harness(specs=[*SPECS, local]) as h:
+        request = h.engine.parse_endpoint(
+            "local", "POST", "v1/completions", "", b'{"prompt": "x"}', {"Authorization": "Bearer caller-key"}
+        )
+        exchange = await h.run(h.engine.open(request))
+        url, body, headers = h.inference.sent[-1]
+        assert (url, body, dict(headers)) == ("http://local:9001/v1/completions", b'{"prompt": "x"}', {})
+        await exchange.aclose()

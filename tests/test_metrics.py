@@ -67,6 +67,7 @@ SERVED = RequestEvent(
     first_byte=0.05,
     retries=0,
     upstream_errors=(),
+    api="chat",
 )
 
 
@@ -336,3 +337,16 @@ async def test_a_background_failure_is_counted_by_task(clock: ManualClock) -> No
         for sample in family.samples
     }
     assert rendered[("crazy_gary_background_errors_total", (("task", "poller:demo"),))] == 1.0
+
+
+def test_requests_are_counted_by_their_api(metrics: Metrics) -> None:
+    """Each API's requests, and those sent to an endpoint's address, have their own series."""
+    metrics.on_request_event(request())
+    metrics.on_request_event(request(api="embeddings"))
+    metrics.on_request_event(request(api="embeddings", status=503))
+    metrics.on_request_event(request(api="endpoint"))
+    for api, status in (("chat", "200"), ("embeddings", "200"), ("embeddings", "503"), ("endpoint", "200")):
+        labels = {"api": api, "endpoint": "120b", "status": status}
+        assert sample(metrics, "crazy_gary_api_requests_total", **labels) == 1.0
+    every = {"endpoint": "120b", "served_by": "120b", "fallback_reason": "none", "status": "200"}
+    assert sample(metrics, "crazy_gary_requests_total", **every) == 3.0

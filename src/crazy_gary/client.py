@@ -4,51 +4,48 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+from crazy_gary.client_replies import (
+    ChatChunk,
+    ChatReply,
+    CompletionChunk,
+    CompletionReply,
+    EmbeddingReply,
+    ResponseEvent,
+    ResponseReply,
+    answer_of,
+    chat_chunk,
+    chat_reply,
+    completion_chunk,
+    completion_reply,
+    embedding_reply,
+    response_event,
+    response_reply,
+    stream_error,
+)
 from crazy_gary.clock import Clock, SystemClock
 from crazy_gary.config import SIMULATOR_TOKEN, Settings, load_settings, load_simulator_config
 from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.core.ports import InferencePort, ManagementAPI
 from crazy_gary.core.status import EndpointStatus
 from crazy_gary.engine import Engine, Exchange
-from crazy_gary.errors import UpstreamError
 from crazy_gary.hf.inference import quiet_retry_hooks
 from crazy_gary.hf.management import HfManagement
+from crazy_gary.inference_requests import Api, InferenceRequest
 from crazy_gary.simulator import SimulatorServer
 
-__all__ = ["ChatChunk", "ChatReply", "HarmonyClient"]
-
-
-@dataclass(frozen=True)
-class ChatReply:
-    """A whole answer: the text, the chain of thought, who served it and why, the token counts."""
-
-    content: str
-    reasoning: str | None
-    served_by: str
-    fallback_reason: str | None
-    usage: dict[str, Any] | None
-    raw: dict[str, Any] = field(repr=False)
-
-
-@dataclass(frozen=True)
-class ChatChunk:
-    """One streamed chunk: the pieces of text it adds, and who serves the stream."""
-
-    content: str
-    reasoning: str
-    served_by: str
-    fallback_reason: str | None
-    usage: dict[str, Any] | None
-    raw: dict[str, Any] = field(repr=False)
-
-
-def _reasoning(part: dict[str, Any]) -> str | None:
-    value = part.get("reasoning")
-    return value if value is not None else part.get("reasoning_content")
+__all__ = [
+    "ChatChunk",
+    "ChatReply",
+    "CompletionChunk",
+    "CompletionReply",
+    "EmbeddingReply",
+    "HarmonyClient",
+    "ResponseEvent",
+    "ResponseReply",
+]
 
 
 class HarmonyClient:
@@ -138,56 +135,64 @@ class HarmonyClient:
     ) -> Any:
         """Ask `model` (or its fallback); a ChatReply, or with `stream=True` an async iterator of ChatChunk."""
         body = {**params, "model": model, "messages": list(messages), "stream": stream}
-        request = self.engine.parse(json.dumps(body).encode())
-        if stream:
-            return self._stream(await self.engine.open(request))
+        return await self._ask("chat", body, chat_reply, chat_chunk)
+
+    async def complete(
+        self, prompt: str | Sequence[str], model: str = "120b", stream: bool = False, **params: Any
+    ) -> Any:
+        """A text completion (`/v1/completions`) of `prompt`: a CompletionReply, or with `stream=True`
+        an async iterator of CompletionChunk."""
+        body = {**params, "model": model, "prompt": prompt if isinstance(prompt, str) else list(prompt)}
+        return await self._ask("completions", {**body, "stream": stream}, completion_reply, completion_chunk)
+
+    async def respond(
+        self, input: str | Sequence[dict[str, Any]], model: str = "120b", stream: bool = False, **params: Any
+    ) -> Any:
+        """An answer of the Responses API to `input` (text, or input items): a ResponseReply, or with
+        `stream=True` an async iterator of ResponseEvent."""
+        body = {**params, "model": model, "input": input if isinstance(input, str) else list(input)}
+        return await self._ask("responses", {**body, "stream": stream}, response_reply, response_event)
+
+    async def embed(self, input: str | Sequence[str], model: str, **params: Any) -> EmbeddingReply:
+        """Embeddings of `input` (one text or several) by the embedding endpoint `model`."""
+        body = {"encoding_format": "float", **params, "model": model}
+        body["input"] = input if isinstance(input, str) else list(input)
+        reply: EmbeddingReply = await self._ask("embeddings", body, embedding_reply, None)
+        return reply
+
+    async def _ask(
+        self,
+        api: Api,
+        body: dict[str, Any],
+        reply: Callable[[Exchange, dict[str, Any]], Any],
+        piece: Callable[[Exchange, dict[str, Any]], Any] | None,
+    ) -> Any:
+        request = self.engine.parse(json.dumps(body).encode(), api)
+        if request.stream and piece is not None:
+            return self._stream(request, piece)
         exchange = await self.engine.open(request)
         try:
-            payload = _answer(exchange, await exchange.aread())
+            payload = answer_of(exchange, await exchange.aread())
         finally:
             await exchange.aclose()
-        message = (payload.get("choices") or [{}])[0].get("message") or {}
-        return ChatReply(
-            content=message.get("content") or "",
-            reasoning=_reasoning(message),
-            served_by=exchange.served_by,
-            fallback_reason=exchange.fallback_reason,
-            usage=payload.get("usage"),
-            raw=payload,
-        )
+        return reply(exchange, payload)
 
-    async def _stream(self, exchange: Exchange) -> AsyncIterator[ChatChunk]:
+    async def _stream(
+        self, request: InferenceRequest, piece: Callable[[Exchange, dict[str, Any]], Any]
+    ) -> AsyncIterator[Any]:
+        """The pieces of a streamed answer, one per `data:` line (the `event:` lines of a Responses
+        stream repeat the `type` its data carries). The request is sent when the first piece is
+        asked for, so a stream never iterated holds nothing; an error event raises UpstreamError."""
+        exchange = await self.engine.open(request)
         try:
             if exchange.response.status != 200:
-                _answer(exchange, await exchange.aread())
-            async for line in exchange.response.aiter_lines():
+                answer_of(exchange, await exchange.aread())
+            async for line in exchange.aiter_lines():
                 if not line.startswith("data:") or line[5:].strip() == "[DONE]":
                     continue
-                chunk = json.loads(line[5:])
-                delta = (chunk.get("choices") or [{}])[0].get("delta") or {}
-                yield ChatChunk(
-                    content=delta.get("content") or "",
-                    reasoning=_reasoning(delta) or "",
-                    served_by=exchange.served_by,
-                    fallback_reason=exchange.fallback_reason,
-                    usage=chunk.get("usage"),
-                    raw=chunk,
-                )
+                data = json.loads(line[5:])
+                if isinstance(data, dict) and data.get("error"):
+                    raise stream_error(exchange, data["error"])
+                yield piece(exchange, data)
         finally:
             await exchange.aclose()
-
-
-def _answer(exchange: Exchange, content: bytes) -> dict[str, Any]:
-    """The JSON answer, or UpstreamError with the endpoint's own message when it refused."""
-    status = exchange.response.status
-    try:
-        payload = json.loads(content)
-    except ValueError:
-        payload = {}
-    if status != 200 or not isinstance(payload, dict):
-        error = payload.get("error") if isinstance(payload, dict) else None
-        message = error.get("message") if isinstance(error, dict) else error
-        raise UpstreamError(
-            f"{exchange.served_by} answered {status}: {message or 'no details'}", kind="status", status=status
-        )
-    return payload

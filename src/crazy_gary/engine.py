@@ -1,4 +1,4 @@
-"""The gateway engine: route a chat request, forward it under a lease, fall back, tell how it went.
+"""The gateway engine: route a request, forward it under a lease, fall back, tell how it went.
 
 Shared by the web gateway and HarmonyClient; knows no web framework. A request walks one way:
 routing chooses an endpoint, a lease (`crazy_gary.core.lease`) counts it in flight and holds the
@@ -8,54 +8,38 @@ the lease.
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from crazy_gary.clock import Clock
 from crazy_gary.config import Settings
 from crazy_gary.core.endpoint import Endpoint
 from crazy_gary.core.lease import Lease
 from crazy_gary.core.manager import HuggingFaceEndpointManager
-from crazy_gary.core.ports import CHAT_PATH, Coordination, InferenceAnswer, InferencePort, ManagementAPI
+from crazy_gary.core.ports import Coordination, InferenceAnswer, InferencePort, ManagementAPI
 from crazy_gary.core.routing import Decision, FallbackReason, Router
 from crazy_gary.core.status import EndpointStatus
 from crazy_gary.core.supervisor import ErrorHook
 from crazy_gary.errors import CrazyGaryError, NoCapacity, UpstreamError
 from crazy_gary.hf.inference import InferenceClient
+from crazy_gary.inference_requests import (
+    Api,
+    BadRequest,
+    InferenceRequest,
+    endpoint_path,
+    parse_api_request,
+    parse_endpoint_request,
+)
 
-__all__ = ["BadRequest", "ChatRequest", "Engine", "Exchange", "RequestEvent"]
+__all__ = ["BadRequest", "Engine", "Exchange", "InferenceRequest", "RequestEvent"]
 
 READ_AGAIN = 5.0  # seconds to wait for a fresh reading of an endpoint that answered 503
 
 
-class BadRequest(CrazyGaryError):
-    """The chat request is not an OpenAI chat request."""
-
-    code = "invalid_request"
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    """A parsed chat request: the caller's body, its model's endpoint key, and whether it streams."""
-
-    body: dict[str, Any]
-    raw: bytes
-    key: str
-    stream: bool
-
-    def body_for(self, endpoint: Endpoint) -> bytes:
-        """The bytes to send to `endpoint`: the caller's, with `model` set to what that endpoint serves."""
-        model = endpoint.spec.name
-        if model is None or self.body.get("model") == model:
-            return self.raw
-        return json.dumps({**self.body, "model": model}, separators=(",", ":")).encode()
-
-
 @dataclass(frozen=True)
 class RequestEvent:
-    """One chat request finished: who served it, why, how it went (for metrics and logs)."""
+    """One request finished: who served it, why, how it went (for metrics and logs); `api` is the
+    OpenAI API it was a request of, or `endpoint` for one sent to an endpoint's address."""
 
     model: str
     served_by: str | None
@@ -66,6 +50,7 @@ class RequestEvent:
     first_byte: float | None
     retries: int
     upstream_errors: tuple[str, ...]
+    api: Api
 
 
 @dataclass
@@ -90,7 +75,7 @@ class Exchange:
     decision: Decision
     response: InferenceAnswer
     _engine: Engine
-    _request: ChatRequest
+    _request: InferenceRequest
     _trace: _Trace
     _lease: Lease
     _closed: bool = False
@@ -114,6 +99,16 @@ class Exchange:
         except UpstreamError as exc:
             trace.errors.append(exc.kind)
             raise
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        """The body line by line (an event stream's), as `aiter_bytes` tells of it."""
+        pending = b""
+        async for chunk in self.aiter_bytes():
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                yield line.decode().rstrip("\r")
+        if pending:
+            yield pending.decode().rstrip("\r")
 
     async def aread(self) -> bytes:
         """The whole body; UpstreamError when the endpoint breaks off."""
@@ -184,35 +179,29 @@ class Engine:
         self.inference = inference
         self.clock = clock
         self._observers: list[Callable[[RequestEvent], None]] = []
-        self._managed_headers = {
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-        }
+        self._token = {"Authorization": f"Bearer {token}"}
+        self._managed_headers = {**self._token, "Content-Type": "application/json"}
         self._plain_headers = {"Content-Type": "application/json"}
 
-    def parse(self, raw: bytes) -> ChatRequest:
-        """Check the body is a JSON object with a known `model`; EndpointNotFound or BadRequest if not."""
-        try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError):  # bad JSON or UTF-8, numbers too long, nesting too deep
-            raise BadRequest("The request body is not valid JSON.") from None
-        if not isinstance(body, dict):
-            raise BadRequest("The request body must be a JSON object.")
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise BadRequest("The request needs 'model', a string naming an endpoint.")
-        if not isinstance(body.get("messages"), list):
-            raise BadRequest("The request needs 'messages', a list.")
-        return ChatRequest(
-            body=body, raw=raw, key=self.manager.resolve(model), stream=body.get("stream") is True
-        )
+    def parse(self, raw: bytes, api: Api = "chat") -> InferenceRequest:
+        """Check the body is a request of `api` (chat unless told) with a known `model`;
+        EndpointNotFound or BadRequest if not."""
+        return parse_api_request(raw, api, self.manager.resolve)
+
+    def parse_endpoint(
+        self, model: str, method: str, raw_path: str, query: str, raw: bytes, headers: Mapping[str, str]
+    ) -> InferenceRequest:
+        """A request to the address of the endpoint `model` names, at `raw_path` (as the caller encoded
+        it) under it; EndpointNotFound, or BadRequest for a path that would leave the endpoint."""
+        key = self.manager.resolve(model)
+        return parse_endpoint_request(key, method, endpoint_path(raw_path, query), raw, headers)
 
     def subscribe(self, observer: Callable[[RequestEvent], None]) -> None:
-        """Call `observer` with a RequestEvent when each chat request ends (it must not block)."""
+        """Call `observer` with a RequestEvent when each request ends (it must not block)."""
         self._observers.append(observer)
 
     def finished(
-        self, request: ChatRequest, trace: _Trace, status: int, decision: Decision | None = None
+        self, request: InferenceRequest, trace: _Trace, status: int, decision: Decision | None = None
     ) -> None:
         """Tell the observers how a request ended."""
         now = self.clock.monotonic()
@@ -226,6 +215,7 @@ class Engine:
             first_byte=None if trace.first_byte is None else trace.first_byte - trace.started,
             retries=trace.retries,
             upstream_errors=tuple(trace.errors),
+            api=request.api,
         )
         self.announce(event)
 
@@ -234,7 +224,7 @@ class Engine:
         for observer in self._observers:
             observer(event)
 
-    async def open(self, request: ChatRequest) -> Exchange:
+    async def open(self, request: InferenceRequest) -> Exchange:
         """Route and send; on a failed endpoint try the next of the chain. The caller must `aclose()`."""
         trace = _Trace(started=self.clock.monotonic())
         try:
@@ -243,7 +233,7 @@ class Engine:
             self.finished(request, trace, 503 if isinstance(exc, NoCapacity) else 502)
             raise
 
-    async def _open(self, request: ChatRequest, trace: _Trace) -> Exchange:
+    async def _open(self, request: InferenceRequest, trace: _Trace) -> Exchange:
         exclude: set[str] = set()
         gone_cold: set[str] = set()
         why: FallbackReason | None = None
@@ -280,9 +270,17 @@ class Engine:
                         continue
                 return Exchange(decision, response, self, request, trace, lease.detach())
 
-    async def _send(self, request: ChatRequest, endpoint: Endpoint, decision: Decision) -> InferenceAnswer:
-        headers = self._managed_headers if endpoint.spec.managed else self._plain_headers
-        return await self.inference.open(decision.url + CHAT_PATH, request.body_for(endpoint), headers)
+    async def _send(
+        self, request: InferenceRequest, endpoint: Endpoint, decision: Decision
+    ) -> InferenceAnswer:
+        managed = endpoint.spec.managed
+        if request.api == "endpoint":  # the caller's own headers, and HF's token instead of its key
+            headers = {**request.headers, **self._token} if managed else dict(request.headers)
+        else:
+            headers = self._managed_headers if managed else self._plain_headers
+        return await self.inference.open(
+            decision.url + request.path, request.body_for(endpoint.spec.name), headers, method=request.method
+        )
 
     async def _gone_cold(self, lease: Lease, exc: UpstreamError) -> bool:
         """Whether a 503 came from an endpoint that stopped running since it was last read (HF's own

@@ -96,7 +96,8 @@ class ManagementRejected(ManagementError):
 
 
 class UpstreamError(CrazyGaryError):
-    """An endpoint failed to answer after the retries: `kind` is timeout, connect or status."""
+    """An endpoint failed to answer after the retries: `kind` is timeout, connect, status, or
+    stream (an error event ended its stream)."""
 
     code = "upstream_error"
 

@@ -201,8 +201,14 @@ class Metrics:
         )
         self._requests = counter(
             "crazy_gary_requests",
-            "Chat requests that ended, by the endpoint asked for and the one that served.",
+            "Inference requests that ended, by the endpoint asked for and the one that served.",
             ["endpoint", "served_by", "fallback_reason", "status"],
+        )
+        self._api_requests = counter(
+            "crazy_gary_api_requests",
+            "Requests that ended, by the API they used (chat, completions, responses, embeddings, or"
+            " endpoint for one sent to an endpoint's address).",
+            ["api", "endpoint", "status"],
         )
         self._upstream_errors = counter(
             "crazy_gary_upstream_errors",
@@ -214,14 +220,14 @@ class Metrics:
     def _histograms(self) -> None:
         self._request_duration = Histogram(
             "crazy_gary_request_duration_seconds",
-            "Seconds from a chat request's arrival to its last byte.",
+            "Seconds from an inference request's arrival to its last byte.",
             ["endpoint", "served_by"],
             buckets=REQUEST_BUCKETS,
             registry=self.registry,
         )
         self._time_to_first_byte = Histogram(
             "crazy_gary_time_to_first_byte_seconds",
-            "Seconds from a chat request's arrival to the first byte of its answer.",
+            "Seconds from an inference request's arrival to the first byte of its answer.",
             ["endpoint", "served_by"],
             buckets=REQUEST_BUCKETS,
             registry=self.registry,
@@ -267,7 +273,7 @@ class Metrics:
             self._wake_duration.labels(endpoint=key).observe(self._clock.monotonic() - started)
 
     def on_request_event(self, event: RequestEvent) -> None:
-        """Count a finished chat request, its time, its retries and its upstream errors."""
+        """Count a finished request, its time, its retries and its upstream errors."""
         served_by = event.served_by or _NONE
         self._requests.labels(
             endpoint=event.model,
@@ -275,6 +281,7 @@ class Metrics:
             fallback_reason=event.fallback_reason or _NONE,
             status=str(event.status),
         ).inc()
+        self._api_requests.labels(api=event.api, endpoint=event.model, status=str(event.status)).inc()
         self._request_duration.labels(endpoint=event.model, served_by=served_by).observe(event.duration)
         if event.first_byte is not None:
             self._time_to_first_byte.labels(endpoint=event.model, served_by=served_by).observe(

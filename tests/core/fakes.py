@@ -196,14 +196,18 @@ class FakeInference:
         self.scripts: defaultdict[str, deque[Step]] = defaultdict(deque)
         self.calls: Counter[str] = Counter()  # upstream calls, by endpoint name
         self.sent: list[tuple[str, bytes, Mapping[str, str]]] = []
+        self.methods: list[str] = []
         self.gates: dict[str, asyncio.Event] = {}  # by endpoint name: its calls wait for the event
         self.closed = False
 
     def script(self, name: str, *steps: Step) -> None:
         self.scripts[name].extend(steps)
 
-    async def open(self, url: str, body: bytes, headers: Mapping[str, str]) -> FakeAnswer:
+    async def open(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, method: str = "POST"
+    ) -> FakeAnswer:
         self.sent.append((url, body, headers))
+        self.methods.append(method)
         name = url.removeprefix("http://sim/").split("/", 1)[0]
         if name in self.gates:
             await self.gates[name].wait()

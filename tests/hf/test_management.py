@@ -47,7 +47,9 @@ async def calls(sim: SimulatorServer) -> dict[str, object]:
 async def test_list_and_get_describe_the_endpoints(hf: HfManagement, sim: SimulatorServer) -> None:
     """Listing reads every endpoint of the namespace in one call, with model and instance."""
     listed = {endpoint.name: endpoint for endpoint in await hf.list("demo")}
-    assert set(listed) == {"gpt-oss-120b", "gpt-oss-20b"}
+    assert set(listed) == {"gpt-oss-120b", "gpt-oss-20b", "bge-small-en"}
+    assert listed["bge-small-en"].task == "sentence-embeddings"
+    assert listed["gpt-oss-20b"].task == "text-generation"
     big = listed["gpt-oss-120b"]
     assert big.state == "scaledToZero"
     assert big.repository == "openai/gpt-oss-120b"

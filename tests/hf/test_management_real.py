@@ -99,7 +99,7 @@ async def test_a_malformed_answer_is_unavailable_with_a_reason(
     with pytest.raises(ManagementUnavailable):
         await hf.get("demo", "gpt-oss-120b")
     await control(sim, "management", {"malformed_rate": 0.0})
-    assert {e.name for e in await hf.list("demo")} == {"gpt-oss-120b", "gpt-oss-20b"}
+    assert {e.name for e in await hf.list("demo")} == {"gpt-oss-120b", "gpt-oss-20b", "bge-small-en"}
 
 
 async def test_scaling_is_read_and_updated(hf: HfManagement) -> None:

@@ -23,7 +23,7 @@ def test_doctor_against_the_simulator_process(simulator: Process) -> None:
     assert good.returncode == 0, good.stdout + good.stderr
     lines = good.stdout.splitlines()
     assert lines[0].startswith(f"✓ hugging face: management API {simulator.url}/v2")
-    assert "✓ namespace demo: the token may list its endpoints (2 endpoints)" in lines
+    assert "✓ namespace demo: the token may list its endpoints (3 endpoints)" in lines
     assert all(line.startswith("✓ ") for line in lines), good.stdout
     sim_set(simulator, "endpoints/gpt-oss-120b", state="failed")
     broken = crazy_gary("doctor", "--json", env=doctor_env(simulator))

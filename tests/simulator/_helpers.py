@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx2
+from openai import AsyncOpenAI
 
 TOKEN = "hf_simulator"
 NAMESPACE = "demo"
@@ -40,3 +41,19 @@ async def until(condition: Callable[[], bool], seconds: float = 2.0) -> None:
 
 def chat_body(prompt: str = "Hello there", **extra: Any) -> dict[str, Any]:
     return {"model": "tgi", "messages": [{"role": "user", "content": prompt}], **extra}
+
+
+def openai_client(sim_url: str, endpoint: str) -> AsyncOpenAI:
+    """The official OpenAI client pointed at one endpoint's address; no retries, so a 503 shows at once."""
+    return AsyncOpenAI(base_url=f"{sim_url}/endpoints/{endpoint}/v1", api_key=TOKEN, max_retries=0)
+
+
+def sse_events(text: str) -> list[tuple[str | None, str]]:
+    """A stream's events as (event name or None, data) pairs."""
+    events = []
+    for block in text.split("\n\n"):
+        if not block:
+            continue
+        fields = dict(line.split(": ", 1) for line in block.split("\n"))
+        events.append((fields.get("event"), fields["data"]))
+    return events

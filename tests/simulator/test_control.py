@@ -50,6 +50,10 @@ async def test_calls_count_what_each_endpoint_received(client: httpx2.AsyncClien
             "health": 0,
             "starts": 0,
         },
+        "bge-small-en": dict.fromkeys(
+            ("get", "resume", "pause", "scale-to-zero", "update", "delete", "inference", "health", "starts"),
+            0,
+        ),
         "_list": 1,
     }
 
@@ -175,13 +179,14 @@ async def test_reset_puts_everything_back(client: httpx2.AsyncClient, hub: HubCa
     assert (await client.post("/_sim/reset")).status_code == 200
     endpoints = await hub("list_inference_endpoints")
     assert sorted((e.name, e.status) for e in endpoints) == [
+        ("bge-small-en", "scaledToZero"),
         ("gpt-oss-120b", "scaledToZero"),
         ("gpt-oss-20b", "scaledToZero"),
     ]
     assert (await client.get("/_sim/endpoints/gpt-oss-120b")).json()["error_rate"] == 0.0
     assert (await client.get("/_sim/management")).json()["latency_ms"] == 0.0
     counted = await calls(client)
-    assert set(counted) == {"gpt-oss-120b", "gpt-oss-20b", "_list"}
+    assert set(counted) == {"bge-small-en", "gpt-oss-120b", "gpt-oss-20b", "_list"}
     assert counted["_list"] == 1
     assert counted["gpt-oss-120b"]["get"] == 0
 

@@ -16,10 +16,10 @@ from ._helpers import COLD_START, NAMESPACE, PENDING, HubCall, calls, set_endpoi
 
 
 async def test_list_parses_into_inference_endpoints(hub: HubCall, sim: SimulatorServer) -> None:
-    """Listing the namespace gives both seeded endpoints, scaled to zero, with their own URLs."""
+    """Listing the namespace gives every seeded endpoint, scaled to zero, with their own URLs."""
     endpoints = await hub("list_inference_endpoints")
     by_name = {endpoint.name: endpoint for endpoint in endpoints}
-    assert sorted(by_name) == ["gpt-oss-120b", "gpt-oss-20b"]
+    assert sorted(by_name) == ["bge-small-en", "gpt-oss-120b", "gpt-oss-20b"]
     big = by_name["gpt-oss-120b"]
     assert isinstance(big, InferenceEndpoint)
     assert big.status == "scaledToZero"
@@ -224,7 +224,7 @@ async def test_fifty_created_endpoints_are_listed(hub: HubCall) -> None:
         await hub("create_inference_endpoint", f"bulk-{number:02d}", **_create_kwargs())
     endpoints = await hub("list_inference_endpoints")
     names = {endpoint.name for endpoint in endpoints}
-    assert len(endpoints) == 52
+    assert len(endpoints) == 53
     assert {f"bulk-{number:02d}" for number in range(50)} <= names
 
 

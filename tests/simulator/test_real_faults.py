@@ -49,7 +49,7 @@ async def test_malformed_answers_lack_status(client: httpx2.AsyncClient) -> None
     assert "status" not in one.json()
     assert one.json()["name"] == "gpt-oss-20b"
     listing = await client.get(f"/v2/endpoint/{NAMESPACE}")
-    assert [("status" in item) for item in listing.json()["items"]] == [False, False]
+    assert [("status" in item) for item in listing.json()["items"]] == [False, False, False]
     paused = await client.post(f"/v2/endpoint/{NAMESPACE}/gpt-oss-20b/pause")
     assert (paused.status_code, "status" in paused.json()) == (200, False)
     await client.put("/_sim/management", json={"malformed_rate": 0})
@@ -63,7 +63,7 @@ async def test_malformed_rate_mixes_answers(client: httpx2.AsyncClient) -> None:
     for _ in range(30):
         items = (await client.get(f"/v2/endpoint/{NAMESPACE}")).json()["items"]
         shapes.add(tuple("status" in item for item in items))
-    assert shapes == {(True, True), (False, False)}
+    assert shapes == {(True, True, True), (False, False, False)}
 
 
 async def _faulty_get(client: httpx2.AsyncClient, **faults: Any) -> httpx2.Response:

@@ -137,7 +137,7 @@ async def test_a_closed_connection_leaves_no_subscriber(api: Api) -> None:
 
 
 def _request_event(model: str, served_by: str | None, reason: str | None = None) -> RequestEvent:
-    return RequestEvent(model, served_by, reason, 200, False, 0.0123, 0.001, 0, ())
+    return RequestEvent(model, served_by, reason, 200, False, 0.0123, 0.001, 0, (), "chat")
 
 
 async def _hub(queue_size: int = 1000) -> tuple[EventHub, Engine, ManualClock]:
@@ -163,6 +163,7 @@ async def test_requests_reach_the_snapshot_and_reset_countdowns() -> None:
         "fallback_reason": "primary_starting",
         "status": 200,
         "stream": False,
+        "api": "chat",
         "latency_ms": 12.3,
         "timestamp": clock.now(),
     }

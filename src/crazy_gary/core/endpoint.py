@@ -344,6 +344,7 @@ class Endpoint:
             name=self.spec.name,
             namespace=self.spec.namespace,
             model=upstream.repository if upstream else None,
+            task=upstream.task if upstream else None,
             instance=instance,
             price_per_hour=price,
             managed=self.spec.managed,

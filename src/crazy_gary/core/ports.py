@@ -32,6 +32,7 @@ class UpstreamEndpoint:
     state: str
     url: str | None = None
     repository: str | None = None
+    task: str | None = None  # what the model does, as HF names it: `text-generation`, `sentence-embeddings`
     vendor: str | None = None
     region: str | None = None
     instance_type: str | None = None
@@ -145,8 +146,10 @@ class InferenceAnswer(Protocol):
 class InferencePort(Protocol):
     """How the engine sends inference requests (`crazy_gary.hf.inference.InferenceClient`)."""
 
-    async def open(self, url: str, body: bytes, headers: Mapping[str, str]) -> InferenceAnswer:
-        """POST `body` to `url`, retrying transient faults (connection errors, timeouts, 429 and
+    async def open(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, method: str = "POST"
+    ) -> InferenceAnswer:
+        """Send `body` to `url` (POST unless told), retrying transient faults (connection errors, timeouts, 429 and
         502/503/504) before any byte of the answer is read; the answer, or
         `crazy_gary.errors.UpstreamError` carrying `attempts` once the retries are spent."""
         ...

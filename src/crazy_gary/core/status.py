@@ -93,6 +93,7 @@ class EndpointView:
     timed_out: bool = False
     hf_message: str | None = None
     hf_scale_to_zero_timeout: int | None = None
+    task: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The endpoint object of the README's "REST API": status, url, the three times and
@@ -108,6 +109,7 @@ class EndpointView:
             "name": self.name,
             "namespace": self.namespace,
             "model": self.model,
+            "task": self.task,
             "instance": self.instance,
             "price_per_hour": self.price_per_hour,
             "managed": self.managed,

@@ -53,6 +53,7 @@ def to_upstream(raw: object, namespace: str) -> UpstreamEndpoint:
         state=state,
         url=_text(status.get("url")),
         repository=_text(model.get("repository")),
+        task=_text(model.get("task")),
         vendor=_text(provider.get("vendor")),
         region=_text(provider.get("region")),
         instance_type=_text(compute.get("instanceType")),

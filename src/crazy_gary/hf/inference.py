@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 import stamina
+from yarl import URL
 
 from crazy_gary.errors import UpstreamError
 
@@ -123,7 +124,9 @@ class InferenceClient:
                 connector=connector,
                 timeout=self._timeout,
                 auto_decompress=False,
-                skip_auto_headers=("User-Agent",),
+                # no Accept-Encoding: answers are passed on as bytes (auto_decompress is off) with
+                # their content type only, so they must come uncompressed
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
             )
         return self._session
 
@@ -131,8 +134,10 @@ class InferenceClient:
         if self._session is not None:
             await self._session.close()
 
-    async def open(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
-        """POST `body` to `url`; the answer with its headers read, or UpstreamError after the retries
+    async def open(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, method: str = "POST"
+    ) -> UpstreamResponse:
+        """Send `body` to `url` (POST unless told); the answer with its headers read, or UpstreamError after the retries
         (both say how many attempts were made)."""
         tried = 0
         try:
@@ -146,7 +151,7 @@ class InferenceClient:
             ):
                 tried = attempt.num
                 with attempt:
-                    return await self._send(url, body, headers, tried)
+                    return await self._send(method, url, body, headers, tried)
         except _RetryableStatus as exc:
             message = f"{url} answered {exc.status}."
             raise UpstreamError(message, kind="status", status=exc.status, attempts=tried) from None
@@ -157,9 +162,13 @@ class InferenceClient:
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
 
     async def _send(
-        self, url: str, body: bytes, headers: Mapping[str, str], attempt: int
+        self, method: str, url: str, body: bytes, headers: Mapping[str, str], attempt: int
     ) -> UpstreamResponse:
-        response = await self._client().post(url, data=body, headers=headers, allow_redirects=False)
+        # encoded=True: the path goes as the caller encoded it (checked by crazy_gary.inference_requests),
+        # never re-quoted nor its dot segments resolved by yarl
+        response = await self._client().request(
+            method, URL(url, encoded=True), data=body or None, headers=headers, allow_redirects=False
+        )
         if response.status in RETRY_STATUS:
             retry_after = _retry_after(response.headers)
             response.release()

@@ -7,33 +7,50 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["HARDWARE", "Hardware", "compute_id", "provider_json", "seed_specs"]
+__all__ = ["HARDWARE", "Hardware", "compute_id", "provider_json", "seed_endpoints"]
 
 _VENDOR = "aws"
 _REGION = "us-east-1"
 _VLLM_IMAGE = {"vLLM": {"url": "vllm/vllm-openai:latest", "healthRoute": "/health", "port": 80}}
 
-# name -> (repository, instanceType)
+
+@dataclass(frozen=True)
+class Seed:
+    """An endpoint the namespace holds at start.
+
+    `state` is the state it starts in; None means the simulator's configured initial state.
+    """
+
+    repository: str
+    instance_type: str
+    task: str = "text-generation"
+    state: str | None = None
+
+
 _SEEDS = {
-    "gpt-oss-120b": ("openai/gpt-oss-120b", "nvidia-h200"),
-    "gpt-oss-20b": ("openai/gpt-oss-20b", "nvidia-l4"),
+    "gpt-oss-120b": Seed("openai/gpt-oss-120b", "nvidia-h200"),
+    "gpt-oss-20b": Seed("openai/gpt-oss-20b", "nvidia-l4"),
+    "bge-small-en": Seed(
+        "BAAI/bge-small-en-v1.5", "nvidia-t4", task="sentence-embeddings", state="scaledToZero"
+    ),
 }
 
 
-def seed_specs() -> dict[str, dict[str, Any]]:
-    """The endpoints of the namespace at start, name -> spec (the endpoint JSON without name and status)."""
-    return {name: _seed_spec(repository, instance) for name, (repository, instance) in _SEEDS.items()}
+def seed_endpoints(initial_state: str) -> dict[str, tuple[dict[str, Any], str]]:
+    """The endpoints of the namespace at start, name -> (spec, state); the spec is the endpoint JSON
+    without name and status, and `initial_state` the state of those without a state of their own."""
+    return {name: (_seed_spec(seed), seed.state or initial_state) for name, seed in _SEEDS.items()}
 
 
-def _seed_spec(repository: str, instance_type: str) -> dict[str, Any]:
+def _seed_spec(seed: Seed) -> dict[str, Any]:
     return {
         "type": "authenticated",
         "accountId": None,
         "provider": {"vendor": _VENDOR, "region": _REGION},
         "compute": {
-            "id": compute_id(_VENDOR, _REGION, instance_type, "x1"),
+            "id": compute_id(_VENDOR, _REGION, seed.instance_type, "x1"),
             "accelerator": "gpu",
-            "instanceType": instance_type,
+            "instanceType": seed.instance_type,
             "instanceSize": "x1",
             "scaling": {
                 "minReplica": 0,
@@ -44,9 +61,9 @@ def _seed_spec(repository: str, instance_type: str) -> dict[str, Any]:
             },
         },
         "model": {
-            "repository": repository,
+            "repository": seed.repository,
             "revision": "main",
-            "task": "text-generation",
+            "task": seed.task,
             "framework": "pytorch",
             "image": copy.deepcopy(_VLLM_IMAGE),
             "env": {},

@@ -1,4 +1,4 @@
-"""Deterministic chat answers: the same messages to the same endpoint always get the same text.
+"""Deterministic answers: the same prompt to the same endpoint always gets the same text.
 
 A "token" here is one word with its leading space, which is close enough to a real tokenizer
 for pacing, `max_tokens` and `usage`.
@@ -12,7 +12,16 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ChatRequest", "ChatRequestError", "Completion", "compose", "parse_chat_request"]
+__all__ = [
+    "ChatRequest",
+    "Completion",
+    "RequestError",
+    "compose",
+    "compose_text",
+    "parse_chat_request",
+    "parse_max_tokens",
+    "parse_stream",
+]
 
 _WORDS = [
     "model",
@@ -76,8 +85,8 @@ _WORDS = [
 ]
 
 
-class ChatRequestError(ValueError):
-    """A chat completion body vLLM would refuse."""
+class RequestError(ValueError):
+    """A request body vLLM would refuse."""
 
 
 @dataclass(frozen=True)
@@ -112,31 +121,40 @@ class Completion:
 
 
 def parse_chat_request(body: object) -> ChatRequest:
-    """Check a `/v1/chat/completions` body; raises :class:`ChatRequestError` when it is unusable."""
+    """Check a `/v1/chat/completions` body; raises :class:`RequestError` when it is unusable."""
     if not isinstance(body, dict):
-        raise ChatRequestError("the body must be a JSON object")
+        raise RequestError("the body must be a JSON object")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise ChatRequestError("messages must be a non-empty list")
+        raise RequestError("messages must be a non-empty list")
     for message in messages:
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise ChatRequestError("every message must be an object with a string role")
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None and (
-        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
-    ):
-        raise ChatRequestError("max_tokens must be a positive integer")
+            raise RequestError("every message must be an object with a string role")
+    max_tokens = parse_max_tokens(body, "max_completion_tokens", "max_tokens")
+    stream, include_usage = parse_stream(body)
+    return ChatRequest(messages, max_tokens, stream, include_usage)
+
+
+def parse_max_tokens(body: dict[str, Any], *keys: str) -> int | None:
+    """The first of `keys` that `body` sets, which must be a positive integer; None when none is set."""
+    value = next((body[key] for key in keys if body.get(key) is not None), None)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise RequestError(f"{keys[-1]} must be a positive integer")
+    return value
+
+
+def parse_stream(body: dict[str, Any]) -> tuple[bool, bool]:
+    """`stream` and `stream_options.include_usage` of a body."""
     stream = body.get("stream", False)
     options = body.get("stream_options") or {}
     if not isinstance(stream, bool) or not isinstance(options, dict):
-        raise ChatRequestError("stream must be a boolean and stream_options an object")
-    return ChatRequest(messages, max_tokens, stream, bool(options.get("include_usage", False)))
+        raise RequestError("stream must be a boolean and stream_options an object")
+    return stream, bool(options.get("include_usage", False))
 
 
 def compose(endpoint: str, request: ChatRequest) -> Completion:
     """The answer of `endpoint` to `request`, derived from a hash of both."""
-    seed_text = json.dumps({"endpoint": endpoint, "messages": request.messages}, sort_keys=True, default=str)
-    rng = random.Random(hashlib.sha256(seed_text.encode()).digest())
+    rng = _seeded({"endpoint": endpoint, "messages": request.messages})
     reasoning = _words(rng, ["We", " need", " to", " answer", " the", " user."], 6 + rng.randrange(12))
     content = _words(rng, ["Simulated", " answer", " from", f" {endpoint}:"], 8 + rng.randrange(32))
     content[-1] += "."
@@ -146,6 +164,24 @@ def compose(endpoint: str, request: ChatRequest) -> Completion:
         reasoning = reasoning[: request.max_tokens]
         content = content[: request.max_tokens - len(reasoning)]
     return Completion(reasoning, content, _prompt_tokens(request.messages), finish_reason)
+
+
+def compose_text(endpoint: str, prompt: str | list[int], max_tokens: int | None) -> Completion:
+    """The continuation of `prompt` (text, or token ids) by `endpoint`: plain text, no reasoning, as a
+    completion without a chat template is."""
+    rng = _seeded({"endpoint": endpoint, "prompt": prompt})
+    content = _words(rng, [" Simulated", " continuation", " from", f" {endpoint}:"], 8 + rng.randrange(32))
+    content[-1] += "."
+    finish_reason = "stop"
+    if max_tokens is not None and max_tokens < len(content):
+        finish_reason, content = "length", content[:max_tokens]
+    prompt_tokens = len(prompt) if isinstance(prompt, list) else max(1, len(prompt.split()))
+    return Completion([], content, prompt_tokens, finish_reason)
+
+
+def _seeded(seed: dict[str, Any]) -> random.Random:
+    seed_text = json.dumps(seed, sort_keys=True, default=str)
+    return random.Random(hashlib.sha256(seed_text.encode()).digest())
 
 
 def _words(rng: random.Random, opening: list[str], extra: int) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from crazy_gary.clock import Clock
 
-from ._catalog import seed_specs
+from ._catalog import seed_endpoints
 from ._config import SimulatorConfig
 from ._state import EndpointRecord
 
@@ -63,8 +63,8 @@ class World:
         self.rng = random.Random(self.config.seed)
         self.management = ManagementFaults()
         self.records = {
-            name: self._record(name, spec, now, self.config.initial_state)
-            for name, spec in seed_specs().items()
+            name: self._record(name, spec, now, state)
+            for name, (spec, state) in seed_endpoints(self.config.initial_state).items()
         }
         self.calls: dict[str, dict[str, int]] = {name: _zero_counts() for name in self.records}
         self.list_calls = 0

@@ -23,7 +23,7 @@ from crazy_gary.web.edge import BodyLimitMiddleware, HardenedFastAPI, add_cors
 from crazy_gary.web.errors import install_error_handlers
 from crazy_gary.web.events import EventHub
 from crazy_gary.web.events import router as events_router
-from crazy_gary.web.gateway import document_chat
+from crazy_gary.web.gateway import document_gateway
 from crazy_gary.web.gateway import router as gateway_router
 from crazy_gary.web.logging_middleware import RequestLogMiddleware
 from crazy_gary.web.metrics_route import router as metrics_router
@@ -72,7 +72,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(gateway_router)
-    document_chat(app)
+    document_gateway(app)
     app.include_router(records_router)
     app.include_router(events_router)
     app.include_router(metrics_router)

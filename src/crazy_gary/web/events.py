@@ -231,6 +231,7 @@ def _request_object(event: RequestEvent, at: float) -> dict[str, Any]:
         "fallback_reason": event.fallback_reason,
         "status": event.status,
         "stream": event.stream,
+        "api": event.api,
         "latency_ms": round(event.duration * 1000, 3),
         "timestamp": at,
     }

@@ -1,52 +1,42 @@
-"""The OpenAI-compatible gateway: `POST /v1/chat/completions` and `GET /v1/models` (role user)."""
+"""The OpenAI-compatible gateway (role user): chat completions, completions, the Responses API and
+embeddings under `/v1`, `GET /v1/models`, and each endpoint's own address, `/endpoints/{key}/…`."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import Response, StreamingResponse
-from starlette.datastructures import State
+from fastapi.responses import Response
 
-from crazy_gary.clock import Clock
-from crazy_gary.core.ports import CHAT_PATH
-from crazy_gary.engine import ChatRequest, Engine, Exchange
-from crazy_gary.errors import CrazyGaryError, UpstreamError
+from crazy_gary.engine import Engine, InferenceRequest
+from crazy_gary.inference_requests import API_PATHS, Api
 from crazy_gary.web.auth import Caller, require
+from crazy_gary.web.streams import answer_headers, note_served, relayed_answer, stream_answer
 
-logger = logging.getLogger("crazy_gary.gateway")
-
-__all__ = ["document_chat", "router"]
+__all__ = ["ENDPOINT_ADDRESS", "document_gateway", "router"]
 
 router = APIRouter(tags=["gateway"])
 User = Annotated[Caller, Depends(require("user"))]
-SERVED_BY = "X-Crazy-Gary-Served-By"
-REASON = "X-Crazy-Gary-Fallback-Reason"
-HEADERS_AFTER = 4.0  # a stream held longer than this gets its headers at once
-HEARTBEAT = 4.0  # SSE comment lines at least every 5 s while held
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+ENDPOINT_ADDRESS = "/endpoints/"
+ADDRESS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
-
-def served_headers(exchange: Exchange) -> dict[str, str]:
-    headers = {SERVED_BY: exchange.served_by}
-    if exchange.fallback_reason:
-        headers[REASON] = exchange.fallback_reason
-    return headers
-
-
-def note_served(state: State, exchange: Exchange) -> None:
-    """Who serves the request and why, in the request's own state, for its access log line."""
-    state.served_by = exchange.served_by
-    state.fallback_reason = exchange.fallback_reason
+# What an endpoint of each Hugging Face task serves through the gateway's OpenAI routes.
+_TEXT_APIS = ["chat", "completions", "responses"]
+_APIS_BY_TASK = {
+    "text-generation": _TEXT_APIS,
+    "text2text-generation": _TEXT_APIS,
+    "sentence-embeddings": ["embeddings"],
+    "feature-extraction": ["embeddings"],
+    "sentence-similarity": ["embeddings"],
+}
 
 
 @router.get("/v1/models")
 async def models(request: Request, caller: User) -> dict[str, Any]:
-    """The configured endpoints as OpenAI models, with their state."""
+    """The configured endpoints as OpenAI models, with their state, their task on Hugging Face, the
+    gateway's APIs they serve (all of them when the task is not known) and their own address."""
     engine: Engine = request.app.state.engine
     data = []
     for key, view in engine.manager.all_status().items():
@@ -58,186 +48,131 @@ async def models(request: Request, caller: User) -> dict[str, Any]:
                 "owned_by": "crazy-gary",
                 "root": view.model or view.name,
                 "status": view.status.value,
+                "task": view.task,
+                "apis": _APIS_BY_TASK.get(view.task or "", [*_TEXT_APIS, "embeddings"]),
+                "address": f"{ENDPOINT_ADDRESS}{key}",
             }
         )
     return {"object": "list", "data": data}
 
 
 _require_user = require("user")
-CHAT_DESCRIPTION = "OpenAI chat completions, streaming or not, served by the primary or its fallback."
-# The chat route's entry in the OpenAPI schema, which FastAPI writes only for its own routes.
-OPENAPI_PATHS: dict[str, Any] = {
-    CHAT_PATH: {
-        "post": {
-            "tags": ["gateway"],
-            "summary": "Chat Completions",
-            "description": CHAT_DESCRIPTION,
-            "operationId": "chat_completions_v1_chat_completions_post",
-            "responses": {
-                "200": {"description": "Successful Response", "content": {"application/json": {"schema": {}}}}
-            },
-        }
-    }
-}
 
 
-def document_chat(app: FastAPI) -> None:
-    """Put the chat route into the app's OpenAPI schema (FastAPI documents only its own routes)."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            build()["paths"].update(OPENAPI_PATHS)
-        schema: dict[str, Any] = app.openapi_schema or {}
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend it
-
-
-async def chat_completions(request: Request) -> Response:
-    """OpenAI chat completions, streaming or not, served by the primary or its fallback."""
-    await _require_user(request)
-    engine: Engine = request.app.state.engine
-    chat = engine.parse(await request.body())
-    if chat.stream:
-        return await _stream(engine, chat, request.app.state.clock, request.state)
-    exchange = await engine.open(chat)
+async def answer(engine: Engine, inference: InferenceRequest, request: Request) -> Response:
+    """Send `inference` along its endpoint's chain and answer with what comes back: a stream held
+    with heartbeats when the caller asked for one, an event stream relayed as it comes, or the body."""
+    if inference.stream:
+        return await stream_answer(engine, inference, request.app.state.clock, request.state)
+    exchange = await engine.open(inference)
     note_served(request.state, exchange)
+    media_type = exchange.response.headers.get("content-type", "application/json")
+    if inference.api == "endpoint" and media_type.startswith("text/event-stream"):
+        return relayed_answer(exchange, inference)
     try:
         content = await exchange.aread()
     finally:
         await exchange.aclose()
-    media_type = exchange.response.headers.get("content-type", "application/json")
-    return Response(content, exchange.response.status, served_headers(exchange), media_type)
+    return Response(content, exchange.response.status, answer_headers(exchange, inference), media_type)
 
 
-# A plain Starlette route rather than a FastAPI one: the gateway's hot path skips FastAPI's
-# dependency solving and request wrappers, about a seventh of the CPU a forwarded request costs
-# (measured through bench/). It asks for the key itself, with the same dependency the other routes use.
-router.add_route(CHAT_PATH, chat_completions, methods=["POST"], include_in_schema=False)
+def _api_route(api: Api) -> Callable[[Request], Awaitable[Response]]:
+    async def route(request: Request) -> Response:
+        await _require_user(request)
+        engine: Engine = request.app.state.engine
+        inference = engine.parse(await request.body(), api)
+        return await answer(engine, inference, request)
+
+    route.__name__ = f"{api}_route"
+    return route
 
 
-async def _within(clock: Clock, task: asyncio.Task[Exchange], seconds: float) -> bool:
-    """Wait for `task` at most `seconds` of clock time; True when it is done."""
-    timer = asyncio.ensure_future(clock.sleep(seconds))
-    try:
-        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        timer.cancel()
-    return task.done()
-
-
-class _ClosingStream(StreamingResponse):
-    """A streamed answer that stops when the caller leaves, and always runs `on_close`.
-
-    `on_close` runs even when the caller left before the first byte: an async generator that never
-    started never runs its `finally`, and the request would stay counted in flight forever.
-
-    Starlette's own `__call__` is replaced: under uvicorn (ASGI 2.3) it starts an anyio task group
-    for each answer to notice a caller who left, about a tenth of the CPU of a streamed request
-    (py-spy, through bench/), and an extra turn of the event loop before the first byte. Here the
-    answer streams in the request's own task, and one plain asyncio task waits for the disconnect
-    and cancels it.
-    """
-
-    def __init__(
-        self,
-        body: AsyncIterator[bytes],
-        status: int,
-        headers: dict[str, str],
-        media_type: str,
-        on_close: Callable[[], Awaitable[None]],
-    ) -> None:
-        super().__init__(body, status, headers, media_type)
-        self._on_close = on_close
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        streaming = asyncio.current_task()
-        assert streaming is not None, "ASGI apps run in a task"
-        left = finished = False
-
-        async def watch() -> None:
-            nonlocal left
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            if not finished:
-                left = True
-                streaming.cancel()
-
-        watcher = asyncio.create_task(watch())
-        try:
-            await self.stream_response(send)
-        except asyncio.CancelledError:
-            if not left:
-                raise
-            streaming.uncancel()  # the caller left: our own cancellation, not the server's
-        except OSError:
-            pass  # how an ASGI 2.4 server tells of a caller who left
-        finally:
-            finished = True
-            watcher.cancel()
-            await self._on_close()
-
-
-async def _stream(engine: Engine, chat: ChatRequest, clock: Clock, state: State) -> Response:
-    task = asyncio.create_task(engine.open(chat))
-    if await _within(clock, task, HEADERS_AFTER):
-        exchange = task.result()  # routing errors surface here as error answers
-        note_served(state, exchange)
-        return _ClosingStream(
-            _relayed(exchange),
-            exchange.response.status,
-            {**served_headers(exchange), **SSE_HEADERS},
-            exchange.response.headers.get("content-type", "text/event-stream"),
-            exchange.aclose,
-        )
-
-    async def close() -> None:
-        if not task.done():
-            task.cancel()
-        results = await asyncio.gather(task, return_exceptions=True)
-        if isinstance(results[0], Exchange):
-            await results[0].aclose()
-
-    return _ClosingStream(
-        _held(task, chat, clock, state),
-        200,
-        {SERVED_BY: "pending", **SSE_HEADERS},
-        "text/event-stream",
-        close,
+async def endpoint_address(request: Request) -> Response:
+    """Any request to `/endpoints/{key}/{path}`, sent to `{the serving endpoint's url}/{path}`."""
+    await _require_user(request)
+    engine: Engine = request.app.state.engine
+    scope = request.scope
+    raw = scope.get("raw_path")
+    raw_path = raw.decode("latin-1") if raw else quote(scope["path"], safe="/:@!$&'()*+,;=~")
+    raw_path = raw_path.removeprefix(scope.get("root_path", ""))  # uvicorn's --root-path is in it
+    parts = raw_path.split("/", 3)  # "", "endpoints", key, the rest
+    inference = engine.parse_endpoint(
+        request.path_params["key"],
+        request.method,
+        parts[3] if len(parts) > 3 else "",
+        request.url.query,
+        await request.body(),
+        request.headers,
     )
+    return await answer(engine, inference, request)
 
 
-async def _held(
-    task: asyncio.Task[Exchange], chat: ChatRequest, clock: Clock, state: State
-) -> AsyncIterator[bytes]:
-    """Heartbeats while routing waits, then `: served-by …` (for the caller) and the endpoint's stream."""
-    while not task.done():
-        yield f": waiting for {chat.key}\n\n".encode()
-        await _within(clock, task, HEARTBEAT)
-    try:
-        exchange = task.result()
-    except CrazyGaryError as exc:
-        yield _error_event(exc)
-        return
-    note_served(state, exchange)
-    reason = f" {exchange.fallback_reason}" if exchange.fallback_reason else ""
-    yield f": served-by {exchange.served_by}{reason}\n\n".encode()
-    async for chunk in _relayed(exchange):
-        yield chunk
+# Plain Starlette routes rather than FastAPI ones: the gateway's hot path skips FastAPI's
+# dependency solving and request wrappers, about a seventh of the CPU a forwarded request costs
+# (measured through bench/). Each asks for the key itself, with the dependency the other routes use.
+for _api, _path in API_PATHS.items():
+    router.add_route(_path, _api_route(_api), methods=["POST"], include_in_schema=False)
+router.add_route("/endpoints/{key}", endpoint_address, methods=ADDRESS_METHODS, include_in_schema=False)
+router.add_route(
+    "/endpoints/{key}/{path:path}", endpoint_address, methods=ADDRESS_METHODS, include_in_schema=False
+)
 
 
-async def _relayed(exchange: Exchange) -> AsyncIterator[bytes]:
-    """The endpoint's stream; one it breaks off midway ends with an error event, as vLLM sends one,
-    so that the caller's client says what happened (its headers, 200, are gone already)."""
-    try:
-        async for chunk in exchange.aiter_bytes():
-            yield chunk
-    except UpstreamError as exc:
-        logger.warning("the stream from %s broke off: %s", exchange.served_by, exc.message)
-        yield b"\n\n" + _error_event(exc)  # the blank line ends an event cut in the middle
+_DESCRIPTIONS: dict[Api, tuple[str, str]] = {
+    "chat": ("Chat Completions", "OpenAI chat completions, streamed or not."),
+    "completions": ("Completions", "OpenAI (legacy) text completions, streamed or not."),
+    "responses": ("Responses", "The OpenAI Responses API, streamed (`event:` lines) or not."),
+    "embeddings": ("Embeddings", "OpenAI embeddings, of an embedding endpoint."),
+}
+_ROUTING = (
+    " Routed by `model` (an endpoint's key, name or repository): a sleeping endpoint is woken, the"
+    " request is held a bounded time, then served by the fallback; `X-Crazy-Gary-Served-By` and"
+    " `X-Crazy-Gary-Fallback-Reason` say who served it and why."
+)
+_ANSWER = {"200": {"description": "The endpoint's answer", "content": {"application/json": {"schema": {}}}}}
+_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
 
 
-def _error_event(exc: CrazyGaryError) -> bytes:
-    error = {"error": {"message": exc.message, "type": exc.code, "code": exc.code}}
-    return f"data: {json.dumps(error)}\n\ndata: [DONE]\n\n".encode()
+def _openapi_paths() -> dict[str, Any]:
+    """The gateway's routes in the OpenAPI schema, which FastAPI writes only for its own routes."""
+    paths: dict[str, Any] = {}
+    for api, path in API_PATHS.items():
+        summary, description = _DESCRIPTIONS[api]
+        operation = {
+            "tags": ["gateway"],
+            "summary": summary,
+            "description": description + _ROUTING,
+            "operationId": f"{api}_{path.strip('/').replace('/', '_')}_post",
+            "requestBody": _BODY,
+            "responses": _ANSWER,
+        }
+        paths[path] = {"post": operation}
+    key = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
+    rest = {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+    address = {
+        method.lower(): {
+            "tags": ["gateway"],
+            "summary": "An endpoint's own address",
+            "description": "Sent to the serving endpoint's URL plus `path` (and the query string), with"
+            " `model` in a JSON body set to the name that endpoint expects." + _ROUTING,
+            "operationId": f"endpoint_address_{method.lower()}",
+            "parameters": [key, rest],
+            "responses": _ANSWER,
+        }
+        for method in ADDRESS_METHODS
+    }
+    paths["/endpoints/{key}/{path}"] = address
+    return paths
+
+
+def document_gateway(app: FastAPI) -> None:
+    """Put the gateway's routes into the app's OpenAPI schema."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            build()["paths"].update(_openapi_paths())
+        schema: dict[str, Any] = app.openapi_schema or {}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend it

@@ -11,13 +11,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crazy_gary._structlog import structlog
 from crazy_gary.clock import Clock, SystemClock
-from crazy_gary.core.ports import CHAT_PATH
+from crazy_gary.inference_requests import API_PATHS
 from crazy_gary.logs import get_logger
 
 __all__ = ["REQUEST_ID_HEADER", "RequestLogMiddleware"]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _ID_HEADER = REQUEST_ID_HEADER.lower().encode()
+_INFERENCE_PATHS = frozenset(API_PATHS.values())
 _SANE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 
@@ -72,7 +73,8 @@ class RequestLogMiddleware:
         raw_id = request_id.encode("latin-1")
         state = scope.setdefault("state", {})  # Starlette keeps request.state here
         answer = _Answer()
-        chat = scope.get("path") == CHAT_PATH
+        path = scope.get("path", "")
+        inference = path in _INFERENCE_PATHS or path.startswith("/endpoints/")
 
         async def send_logged(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -88,7 +90,7 @@ class RequestLogMiddleware:
             failure = type(exc).__name__
             raise
         finally:
-            self._log(scope, state, answer, self.clock.monotonic() - started, failure, chat)
+            self._log(scope, state, answer, self.clock.monotonic() - started, failure, inference)
             structlog.contextvars.reset_contextvars(**tokens)
 
     def _log(
@@ -98,7 +100,7 @@ class RequestLogMiddleware:
         answer: _Answer,
         duration: float,
         failure: str | None,
-        chat: bool,
+        inference: bool,
     ) -> None:
         client = scope.get("client")
         caller = state.get("caller")
@@ -111,7 +113,7 @@ class RequestLogMiddleware:
             "client": client[0] if client else None,
             "actor": getattr(caller, "actor", None),
         }
-        if chat:
+        if inference:
             fields["served_by"] = state.get("served_by")
             fields["fallback_reason"] = state.get("fallback_reason")
         if failure is not None:
