@@ -33,6 +33,7 @@ from bench._measure import (
     wait_not_running,
 )
 from bench._procs import Processes, memory_kib, tail
+from bench._quota import quota_check_ns
 from bench._report import Report, Row, added_ms, mb, ms, per_second
 from bench._stack import HOST, KEY, Gateway, gateway_route_in_source, start_backend, start_gateway
 
@@ -227,11 +228,24 @@ def measure_process(ctx: Context) -> None:
         )
 
 
+def measure_quota(ctx: Context) -> None:
+    """What a quota check (reserve, then settle) costs a request, in process and in Redis."""
+    count = max(200, ctx.plan.requests * 4)
+    for where, redis, target in (("in process", False, 0.1), ("Redis", True, 0.5)):
+        row = ctx.report.add(Row(f"quota check p50, {where}", target=f"≤ {target} ms"))
+        took = ctx.attempt(f"quota check ({where})", lambda redis=redis: quota_check_ns(count, redis=redis))
+        if took is None:
+            ctx.report.note(f"quota check ({where}): not measured (Redis at 127.0.0.1:6379 not reachable?)")
+            continue
+        row.gateway = ms(took)
+        row.verdict = took <= target * MS
+
+
 def probe_gateway(ctx: Context) -> None:
     """Does the gateway answer a chat request yet? A note says why not."""
     assert ctx.gateway is not None
     if not gateway_route_in_source():
-        ctx.report.note("no gateway route yet (no 'chat/completions' under src/crazy_gary/web/)")
+        ctx.report.note("no gateway route yet (no 'chat/completions' under src/crazy_gary/)")
         return
     port = ctx.gateway.port
     answer = ctx.attempt(
@@ -278,6 +292,7 @@ def run(ctx: Context, quick: bool, direct_only: bool) -> None:
         ("dead primary → fallback", measure_fallback),  # before the load: it leaves 32 idle upstream
         ("throughput", measure_throughput),  # connections in the gateway's pool, which slows it
         ("gateway memory and start-up", measure_process),
+        ("quota check", measure_quota),
     ):
         _progress(label)
         step(ctx)

@@ -28,7 +28,7 @@ __all__ = [
 HOST = "127.0.0.1"
 KEY = "bench-key-0001"
 ROOT = Path(__file__).resolve().parent.parent
-WEB_SOURCE = ROOT / "src" / "crazy_gary" / "web"
+PACKAGE_SOURCE = ROOT / "src" / "crazy_gary"
 # Unlimited for the benchmark: the default 120/minute per key would answer 429 to nearly all the load.
 RATE_LIMIT = "100000000/second"
 _STRIPPED = ("CRAZY_GARY_", "HF_BASE_URL_", "HF_ENDPOINTS_API_URL", "HUGGINGFACE_API_KEY")
@@ -51,11 +51,11 @@ class Gateway:
 
 def gateway_route_in_source() -> bool:
     """Whether the gateway's source mentions the chat route yet (it is being written)."""
-    if not WEB_SOURCE.is_dir():
+    if not PACKAGE_SOURCE.is_dir():
         return False
     return any(
         "chat/completions" in path.read_text(encoding="utf-8", errors="replace")
-        for path in WEB_SOURCE.rglob("*.py")
+        for path in PACKAGE_SOURCE.rglob("*.py")
     )
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from crazy_gary.config import load_settings, parse_api_keys, parse_endpoint_address
 from crazy_gary.errors import ConfigError
+from crazy_gary.usage.quotas import QuotaLimit
 
 VARIABLES = (
     "HUGGINGFACE_API_KEY",
@@ -157,6 +158,11 @@ inference_url = "http://127.0.0.1:9001/"
         ('[endpoints.a]\nurl = "demo/a"\ninference_url = "http://x"', "exactly one"),
         ('[endpoints.a]\nurl = "demo/a"\ncolour = "red"', "colour"),
         ("[endpoints.a\n", "cannot read"),
+        ("[quotas.alice]\ntokens_per_day = 0", "quotas.alice.tokens_per_day"),
+        ('[quotas.alice]\ntokens_per_day = "lots"', "quotas.alice.tokens_per_day"),
+        ("[quotas.alice]\ntokens_per_week = 10", "quotas.alice.tokens_per_week"),
+        ("[quotas.alice]\n", "give tokens_per_day, tokens_per_month or both"),
+        ("quotas = 3", "'quotas' must be a table"),
     ],
 )
 def test_bad_toml_names_the_file_variable(
@@ -185,3 +191,13 @@ def test_endless_seconds_are_refused(monkeypatch: pytest.MonkeyPatch, value: str
     monkeypatch.setenv("ENDPOINT_WAKE_TIMEOUT", value)
     with pytest.raises(ConfigError, match=r"^ENDPOINT_WAKE_TIMEOUT: "):
         load_settings()
+
+
+def test_quotas_are_read_from_the_toml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "crazy-gary.toml"
+    config.write_text("[quotas.alice]\ntokens_per_day = 2000\n[quotas.bob]\ntokens_per_month = 9\n")
+    monkeypatch.setenv("CRAZY_GARY_CONFIG", str(config))
+    monkeypatch.setenv("CRAZY_GARY_QUOTA_RESERVE", "64")
+    settings = load_settings()
+    assert settings.quotas == {"alice": QuotaLimit(2000, None), "bob": QuotaLimit(None, 9)}
+    assert settings.quota_reserve == 64

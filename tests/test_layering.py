@@ -54,7 +54,7 @@ def test_the_core_loads_no_web_framework_store_or_simulator() -> None:
     assert _from(modules, (*SERVER_STACK, *OURS_BEYOND_THE_CORE, "crazy_gary.config")) == []
 
 
-@pytest.mark.parametrize("command", ["status", "watch", "wake", "sleep", "audit"])
+@pytest.mark.parametrize("command", ["status", "watch", "wake", "sleep", "audit", "usage"])
 def test_a_server_talking_command_loads_no_server_stack(command: str) -> None:
     """The CLI loaded, then `COMMAND --help` and `COMMAND` run against a closed port, load no server stack."""
     url = _closed_port_url()

@@ -34,6 +34,8 @@ from crazy_gary.endpoint_file import (
     spec_from_entry,
 )
 from crazy_gary.errors import ConfigError
+from crazy_gary.quota_file import read_quota_file
+from crazy_gary.usage.quotas import QuotaLimit
 
 if TYPE_CHECKING:
     from crazy_gary.simulator import SimulatorConfig
@@ -136,6 +138,7 @@ class Settings(BaseSettings):
     poll_interval: float = _alias("CRAZY_GARY_POLL_INTERVAL", 10.0, gt=0, allow_inf_nan=False)
     poll_fast_interval: float = _alias("CRAZY_GARY_POLL_FAST_INTERVAL", 1.0, gt=0, allow_inf_nan=False)
     hf_scale_to_zero: str = _alias("CRAZY_GARY_HF_SCALE_TO_ZERO", "auto")
+    quota_reserve: int = _alias("CRAZY_GARY_QUOTA_RESERVE", 1024, ge=0)
 
     @field_validator("hf_scale_to_zero")
     @classmethod
@@ -234,6 +237,11 @@ class Settings(BaseSettings):
         return tuple(origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip())
 
     @cached_property
+    def quotas(self) -> dict[str, QuotaLimit]:
+        """Each key name's token quota, from the TOML file's `[quotas.NAME]` tables."""
+        return read_quota_file(self.config_file)
+
+    @cached_property
     def endpoints(self) -> dict[str, EndpointSpec]:
         """The configured endpoints by key: the TOML file's, then the two `HF_BASE_URL_*` ones."""
         entries = read_endpoint_file(self.config_file)
@@ -291,6 +299,7 @@ def load_settings(*, simulate: bool | None = None, **overrides: Any) -> Settings
         raise ConfigError(
             f"HF_BASE_URL_120B: no endpoints configured; set it and HF_BASE_URL_20B or {CONFIG_VARIABLE}"
         )
+    settings.quotas  # noqa: B018  # read now: a bad [quotas] table stops start-up here
     return settings
 
 

@@ -30,9 +30,11 @@ from crazy_gary.inference_requests import (
     parse_api_request,
     parse_endpoint_request,
 )
+from crazy_gary.usage.tokens import StreamMeter, TokenCount, tokens_of_answer
 
 __all__ = ["BadRequest", "Engine", "Exchange", "InferenceRequest", "RequestEvent"]
 
+CLIENT_GONE = 499  # the status of a request that ended before any answer: its caller left (nginx's)
 READ_AGAIN = 5.0  # seconds to wait for a fresh reading of an endpoint that answered 503
 
 
@@ -51,6 +53,9 @@ class RequestEvent:
     retries: int
     upstream_errors: tuple[str, ...]
     api: Api
+    caller: str | None = None  # the key's name, or its role and hash
+    tokens: TokenCount | None = None  # what the answer says it used
+    upstream: float = 0.0  # seconds from its last sending to an endpoint to its end (no hold)
 
 
 @dataclass
@@ -61,6 +66,8 @@ class _Trace:
     retries: int = 0
     errors: list[str] = field(default_factory=list)
     first_byte: float | None = None
+    tokens: TokenCount | None = None
+    sent: float | None = None  # when it last went to an endpoint: the end of any hold
 
     def failed(self, exc: UpstreamError) -> None:
         self.retries += exc.attempts - 1
@@ -89,16 +96,25 @@ class Exchange:
         return self.decision.reason.value if self.decision.reason else None
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """The body as it comes; UpstreamError when the endpoint breaks off (never retried)."""
+        """The body as it comes, its usage noted (and the usage event crazy-gary asked for taken
+        out); UpstreamError when the endpoint breaks off (never retried)."""
         trace = self._trace
+        meter = StreamMeter(strip_usage=self._request.strip_usage)
         try:
             async for chunk in self.response.aiter_bytes():
                 if trace.first_byte is None:
                     trace.first_byte = self._engine.clock.monotonic()
-                yield chunk
+                passed = meter.feed(chunk)
+                if passed:
+                    yield passed
         except UpstreamError as exc:
             trace.errors.append(exc.kind)
             raise
+        finally:
+            trace.tokens = meter.tokens
+        rest = meter.rest()
+        if rest:
+            yield rest
 
     async def aiter_lines(self) -> AsyncIterator[str]:
         """The body line by line (an event stream's), as `aiter_bytes` tells of it."""
@@ -118,6 +134,7 @@ class Exchange:
             self._trace.errors.append(exc.kind)
             raise
         self._trace.first_byte = self._engine.clock.monotonic()
+        self._trace.tokens = tokens_of_answer(content)
         return content
 
     async def aclose(self) -> None:
@@ -183,18 +200,25 @@ class Engine:
         self._managed_headers = {**self._token, "Content-Type": "application/json"}
         self._plain_headers = {"Content-Type": "application/json"}
 
-    def parse(self, raw: bytes, api: Api = "chat") -> InferenceRequest:
+    def parse(self, raw: bytes, api: Api = "chat", caller: str | None = None) -> InferenceRequest:
         """Check the body is a request of `api` (chat unless told) with a known `model`;
-        EndpointNotFound or BadRequest if not."""
-        return parse_api_request(raw, api, self.manager.resolve)
+        EndpointNotFound or BadRequest if not. `caller` names the key it is counted for."""
+        return parse_api_request(raw, api, self.manager.resolve, caller)
 
     def parse_endpoint(
-        self, model: str, method: str, raw_path: str, query: str, raw: bytes, headers: Mapping[str, str]
+        self,
+        model: str,
+        method: str,
+        raw_path: str,
+        query: str,
+        raw: bytes,
+        headers: Mapping[str, str],
+        caller: str | None = None,
     ) -> InferenceRequest:
         """A request to the address of the endpoint `model` names, at `raw_path` (as the caller encoded
         it) under it; EndpointNotFound, or BadRequest for a path that would leave the endpoint."""
         key = self.manager.resolve(model)
-        return parse_endpoint_request(key, method, endpoint_path(raw_path, query), raw, headers)
+        return parse_endpoint_request(key, method, endpoint_path(raw_path, query), raw, headers, caller)
 
     def subscribe(self, observer: Callable[[RequestEvent], None]) -> None:
         """Call `observer` with a RequestEvent when each request ends (it must not block)."""
@@ -216,7 +240,12 @@ class Engine:
             retries=trace.retries,
             upstream_errors=tuple(trace.errors),
             api=request.api,
+            caller=request.caller,
+            tokens=trace.tokens,
+            upstream=0.0 if trace.sent is None else now - trace.sent,
         )
+        if request.on_end is not None:
+            request.on_end(trace.tokens, status)
         self.announce(event)
 
     def announce(self, event: RequestEvent) -> None:
@@ -232,6 +261,9 @@ class Engine:
         except CrazyGaryError as exc:
             self.finished(request, trace, 503 if isinstance(exc, NoCapacity) else 502)
             raise
+        except BaseException:  # cancelled (the caller left, a shutdown) or a bug: it ends here too
+            self.finished(request, trace, CLIENT_GONE)
+            raise
 
     async def _open(self, request: InferenceRequest, trace: _Trace) -> Exchange:
         exclude: set[str] = set()
@@ -242,6 +274,7 @@ class Engine:
             # no await in between: the lease claims the breaker that routing saw allow this request
             async with self.manager.lease(decision.key) as lease:
                 try:
+                    trace.sent = self.clock.monotonic()
                     response = await self._send(request, lease.endpoint, decision)
                 except UpstreamError as exc:
                     trace.failed(exc)

@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 from crazy_gary.core.ports import CHAT_PATH
 from crazy_gary.errors import CrazyGaryError
+from crazy_gary.usage.tokens import TokenCount
 
 __all__ = [
     "API_PATHS",
@@ -101,14 +102,25 @@ class InferenceRequest:
     stream: bool
     method: str = "POST"
     headers: Mapping[str, str] = field(default_factory=dict)  # the caller's, to pass on
+    caller: str | None = None  # the key's name (or role and hash), for usage and quotas
+    strip_usage: bool = False  # the stream's usage event was asked for by crazy-gary, not the caller
+    on_end: Callable[[TokenCount | None, int], None] | None = None  # told the tokens and status at the end
 
     def body_for(self, model: str | None) -> bytes:
         """The bytes to send to an endpoint serving `model`: the caller's, with `model` set to it
-        when the body names one (unchanged when `model` is None: an endpoint we do not name)."""
+        when the body names one (unchanged when `model` is None: an endpoint we do not name), and
+        a stream's usage asked for."""
         body = self.body
-        if model is None or body is None or "model" not in body or body["model"] == model:
+        if body is None:
             return self.raw
-        return json.dumps({**body, "model": model}, separators=(",", ":")).encode()
+        renamed = model is not None and "model" in body and body["model"] != model
+        if not renamed and not self.strip_usage:
+            return self.raw
+        if renamed:
+            body = {**body, "model": model}
+        if self.strip_usage:
+            body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
+        return json.dumps(body, separators=(",", ":")).encode()
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
@@ -142,16 +154,29 @@ _REQUIRED: dict[Api, Callable[[dict[str, Any]], None]] = {
 }
 
 
-def parse_api_request(raw: bytes, api: Api, resolve: Callable[[str], str]) -> InferenceRequest:
+def parse_api_request(
+    raw: bytes, api: Api, resolve: Callable[[str], str], caller: str | None = None
+) -> InferenceRequest:
     """Check `raw` is a request of `api` whose `model` names an endpoint (`resolve` gives its key, or
-    raises EndpointNotFound); BadRequest if it is not."""
+    raises EndpointNotFound); BadRequest if it is not. A chat or completions stream is sent asking
+    for its usage, which is taken out again when the caller did not ask for it."""
     body = _json_object(raw)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("The request needs 'model', a string naming an endpoint.")
     _REQUIRED[api](body)
     stream = api != "embeddings" and body.get("stream") is True
-    return InferenceRequest(api, resolve(model), API_PATHS[api], raw, body, stream)
+    options = body.get("stream_options")
+    asked = isinstance(options, dict) and options.get("include_usage") is True
+    strip = (
+        stream
+        and api in ("chat", "completions")
+        and not asked
+        and (options is None or isinstance(options, dict))
+    )
+    return InferenceRequest(
+        api, resolve(model), API_PATHS[api], raw, body, stream, caller=caller, strip_usage=strip
+    )
 
 
 def endpoint_path(raw_path: str, query: str) -> str:
@@ -189,7 +214,7 @@ def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def parse_endpoint_request(
-    key: str, method: str, path: str, raw: bytes, headers: Mapping[str, str]
+    key: str, method: str, path: str, raw: bytes, headers: Mapping[str, str], caller: str | None = None
 ) -> InferenceRequest:
     """A request to the endpoint `key`'s own address; its body, when a JSON object, may name a
     `model` (replaced by the serving endpoint's) and ask for a stream."""
@@ -202,7 +227,15 @@ def parse_endpoint_request(
         body = parsed if isinstance(parsed, dict) else None
     stream = body is not None and body.get("stream") is True
     return InferenceRequest(
-        "endpoint", key, path, raw, body, stream, method=method.upper(), headers=forwarded_headers(headers)
+        "endpoint",
+        key,
+        path,
+        raw,
+        body,
+        stream,
+        method=method.upper(),
+        headers=forwarded_headers(headers),
+        caller=caller,
     )
 
 

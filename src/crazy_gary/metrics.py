@@ -19,6 +19,7 @@ from crazy_gary.core.manager import ManagerEvent
 from crazy_gary.core.status import EndpointStatus, EndpointView
 from crazy_gary.core.supervisor import BackgroundFailure
 from crazy_gary.engine import Engine, RequestEvent
+from crazy_gary.usage.ledger import IN_PROCESS
 
 __all__ = ["BackgroundErrors", "CostProvider", "Metrics", "StatusSource", "actor_kind"]
 
@@ -210,6 +211,11 @@ class Metrics:
             " endpoint for one sent to an endpoint's address).",
             ["api", "endpoint", "status"],
         )
+        self._tokens = counter(
+            "crazy_gary_tokens",
+            "Tokens the answers said they used, by key, serving endpoint and kind (prompt, completion).",
+            ["key", "endpoint", "kind"],
+        )
         self._upstream_errors = counter(
             "crazy_gary_upstream_errors",
             "Failed attempts upstream on the way to an answer, by kind.",
@@ -289,6 +295,10 @@ class Metrics:
             )
         if event.retries:
             self._retries.labels(endpoint=event.model).inc(event.retries)
+        if event.tokens is not None:
+            key = event.caller or IN_PROCESS
+            self._tokens.labels(key=key, endpoint=served_by, kind="prompt").inc(event.tokens.prompt)
+            self._tokens.labels(key=key, endpoint=served_by, kind="completion").inc(event.tokens.completion)
         for kind in event.upstream_errors:
             self._upstream_errors.labels(endpoint=event.model, kind=kind).inc()
 

@@ -19,12 +19,14 @@ import uuid
 from typing import Any
 
 from crazy_gary.clock import Clock, wait_event
-from crazy_gary.core.costs import CostReport, cost_report
+from crazy_gary.core.costs import CostReport, billed_seconds, cost_report
 from crazy_gary.core.manager import HuggingFaceEndpointManager, ManagerEvent
 from crazy_gary.core.ports import PersistedEndpoint
 from crazy_gary.core.supervisor import ErrorHook, Supervisor, stop
 from crazy_gary.errors import StoreError
-from crazy_gary.store.base import AuditEntry, AuditQuery, Store, Transition
+from crazy_gary.store.base import AuditEntry, AuditQuery, Store, Transition, UsageRow
+from crazy_gary.usage.attribution import EndpointCost
+from crazy_gary.usage.ledger import UsageLedger
 
 __all__ = ["Recorder", "total"]
 
@@ -59,6 +61,7 @@ class Recorder:
         self._task: asyncio.Task[None] | None = None
         self._writing: asyncio.Future[float] | None = None
         self._lock = asyncio.Lock()
+        self.usage = UsageLedger(clock)  # fed the engine's requests (`usage.on_request`) by the app
 
     async def start(self, on_error: ErrorHook | None = None) -> None:
         """Restore the manager from the store (before the manager starts) and begin writing, in a task
@@ -212,13 +215,24 @@ class Recorder:
             changed = {key: memory for key, memory in memories.items() if self._saved.get(key) != memory}
             audit, transitions = self._audit, self._transitions
             self._audit, self._transitions = [], []
+            usage = self.usage.take()
+            # each part is put back only when it was not written: a write that failed half-way must
+            # not write the other half twice on the next try
+            written = 0
             try:
                 await self.store.save_endpoints(changed)
                 await self.store.add_transitions(transitions)
+                written = 1
                 await self.store.add_audit(audit)
+                written = 2
+                await self.store.add_usage(usage)
             except Exception:  # a store error, or a bug the supervisor reports: written on the next try
-                self._audit[:0], self._transitions[:0] = audit, transitions
-                del self._audit[:-MAX_QUEUED]
+                if written < 1:
+                    self._transitions[:0] = transitions
+                if written < 2:
+                    self._audit[:0] = audit
+                    del self._audit[:-MAX_QUEUED]
+                self.usage.put_back(usage)
                 raise
             self._saved.update(changed)
 
@@ -261,6 +275,25 @@ class Recorder:
             first_seen = endpoint.first_seen or (history[0][0] if history else now)
             reports[key] = cost_report(history, first_seen, now, endpoint.price_per_hour)
         return reports
+
+    async def usage_rows(self, since: float, until: float) -> list[UsageRow]:
+        """The usage of the hours overlapping [since, until), including what was just counted."""
+        await self.flush()
+        return await self.store.usage(since, until)
+
+    def costs_between(self, since: float, until: float) -> dict[str, EndpointCost]:
+        """What each managed endpoint was billed within [since, until], from the state history."""
+        costs: dict[str, EndpointCost] = {}
+        for key in self._manager.keys:
+            endpoint = self._manager.endpoint(key)
+            if not endpoint.spec.managed:
+                continue
+            history = self._history.get(key, [])
+            first_seen = endpoint.first_seen or (history[0][0] if history else until)
+            price = endpoint.price_per_hour
+            seconds = billed_seconds(history, max(since, first_seen), min(until, self._clock.now()))
+            costs[key] = EndpointCost(seconds * (price or 0.0) / 3600, price)
+        return costs
 
     def billing(self) -> dict[str, tuple[float, float]]:
         """Billed seconds and dollars by endpoint (for the metrics)."""

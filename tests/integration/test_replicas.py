@@ -20,6 +20,7 @@ import redis
 from crazy_gary.cli.watch import parse_events
 
 from .conftest import (
+    OPERATOR_KEY,
     USER_KEY,
     VIEWER_KEY,
     Process,
@@ -383,6 +384,49 @@ def test_replicas_keep_answering_when_redis_stops(
             for replica in (first, second)
         ]
         assert remaining == ["99", "98"]  # one budget again, counted from Redis's fresh window
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_daily_quota_holds_across_two_replicas(
+    simulator: Process,
+    database: str,  # noqa: F811
+    prefix: str,
+    tmp_path: Any,
+) -> None:
+    """2,000 tokens a day for `app`: 60 requests split over two replicas, 20 at a time, let at most
+    2,000 tokens through (one count in Redis), the rest get 429 and reach no endpoint; the operator's
+    key is not limited; both replicas report the same use."""
+    config = tmp_path / "crazy-gary.toml"
+    config.write_text("[quotas.app]\ntokens_per_day = 2000\n")
+    sim_set(simulator, "endpoints/gpt-oss-20b", state="running")
+    first, second = replicas(simulator, 2, **on_redis(database, prefix, CRAZY_GARY_CONFIG=str(config)))
+    try:
+        for replica in (first, second):
+            wait_until(lambda replica=replica: status_of(replica, "20b")["status"] == "running")
+        before = sim_calls(simulator)["gpt-oss-20b"]["inference"]
+        body = {"model": "20b", "messages": [{"role": "user", "content": "Why sleep?"}], "max_tokens": 40}
+
+        def ask(index: int, key: str = USER_KEY) -> tuple[int, int]:
+            answer = api((first, second)[index % 2], "POST", "/v1/chat/completions", key=key, json=body)
+            return answer.status_code, answer.json()["usage"][
+                "total_tokens"
+            ] if answer.status_code == 200 else 0
+
+        with ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(ask, range(60)))
+        through = [used for status, used in answers if status == 200]
+        assert sum(through) <= 2000 and len(through) >= 15
+        assert {status for status, _ in answers if status != 200} == {429}
+        assert sim_calls(simulator)["gpt-oss-20b"]["inference"] - before == len(through)
+        with ThreadPoolExecutor(10) as pool:
+            assert {status for status, _ in pool.map(lambda i: ask(i, OPERATOR_KEY), range(10))} == {200}
+        reports = [
+            api(replica, "GET", "/api/usage").json()["quotas"]["app"]["tokens_per_day"]["used"]
+            for replica in (first, second)
+        ]
+        assert reports == [sum(through)] * 2
     finally:
         first.stop()
         second.stop()

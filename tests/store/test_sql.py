@@ -13,6 +13,7 @@ from sqlalchemy import Connection, create_engine, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from crazy_gary.store import AuditEntry, AuditQuery, PersistedEndpoint, SqlStore, Transition, database_url
+from crazy_gary.store.base import UsageRow
 
 POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -229,3 +230,28 @@ async def test_a_new_database_gets_the_schema_the_migrations_build(tmp_path: Pat
         command.upgrade(migrations_config(connection), "head")
     migrated.dispose()
     built.dispose()
+
+
+async def test_usage_rows_add_up_across_writes_and_replicas(store: SqlStore) -> None:
+    """Rows of the same hour, key and endpoint add up, within one write and across writes (as two
+    replicas write them); reads take the hours overlapping the period; a key's tokens since a time."""
+    hour = 1_795_874_400
+    await store.add_usage(
+        [
+            UsageRow(hour, "alice", "120b", 1, 10, 20),
+            UsageRow(hour, "alice", "120b", 1, 5, 5),
+            UsageRow(hour, "", "120b", busy_seconds=2.5),
+        ]
+    )
+    await store.add_usage(
+        [UsageRow(hour, "alice", "120b", 2, 1, 1), UsageRow(hour + 3600, "alice", "20b", 1, 7, 0)]
+    )
+    rows = await store.usage(hour + 1800, hour + 3600)
+    assert sorted(rows, key=lambda r: r.key) == [
+        UsageRow(hour, "", "120b", 0, 0, 0, 2.5),
+        UsageRow(hour, "alice", "120b", 4, 16, 26, 0.0),
+    ]
+    assert len(await store.usage(hour, hour + 7200)) == 3
+    assert await store.tokens_used("alice", hour + 10) == 49
+    assert await store.tokens_used("alice", hour + 3600) == 7
+    assert await store.tokens_used("bob", hour) == 0

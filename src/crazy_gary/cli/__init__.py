@@ -7,7 +7,7 @@ Every failure is one ``error: …`` line on stderr and a non-zero exit: 1 when t
 network failed us, 2 for a bad command line or configuration.
 
 The commands live in :mod:`~crazy_gary.cli.server` (serve, simulate), :mod:`~crazy_gary.cli.endpoints`
-(status, watch, wake, sleep, audit) and :mod:`~crazy_gary.cli.doctor`; loading them loads Typer and
+(status, watch, wake, sleep, audit, usage) and :mod:`~crazy_gary.cli.doctor`; loading them loads Typer and
 nothing of the server, so that ``crazy-gary status`` starts in a fraction of a second.
 """
 
@@ -27,6 +27,7 @@ COMMANDS = (
     endpoints.wake,
     endpoints.sleep,
     endpoints.audit,
+    endpoints.usage,
     doctor.doctor,
 )  # in the order `--help` lists them
 

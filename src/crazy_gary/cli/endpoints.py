@@ -1,4 +1,4 @@
-"""The commands that talk to a running server: status, watch, wake, sleep and audit.
+"""The commands that talk to a running server: status, watch, wake, sleep, audit and usage.
 
 Each finds the server with ``--server`` (env ``CRAZY_GARY_URL``) and sends ``--key`` (env
 ``CRAZY_GARY_KEY``) as a bearer token, given before the command or after it. They load no server
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -18,12 +19,14 @@ import typer
 
 from crazy_gary.cli.client import DEFAULT_SERVER, ServerClient, fail, require
 
-__all__ = ["audit", "connect", "sleep", "status", "wake", "watch"]
+__all__ = ["audit", "connect", "sleep", "status", "usage", "wake", "watch"]
 
 API = "/api/endpoints"
 SETTLED_STATES = frozenset({"running", "error"})
 WAIT_ALL_SECONDS = 600.0
 POLL_INTERVAL_SECONDS = 1.0
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
+_MOMENT = re.compile(r"(?P<amount>[0-9]+)(?P<unit>[smhd])?")
 
 
 @dataclass(frozen=True)
@@ -266,3 +269,67 @@ def audit(
         from crazy_gary.cli.render import audit_table, output_console
 
         output_console().print(audit_table(entries))
+
+
+_MOMENT_HELP = "Unix seconds, or a time ago: a number with s, m, h or d, such as 90m, 24h or 7d."
+
+
+def usage(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME",
+            help=f"Start of the period [default: 24 h before --until]. {_MOMENT_HELP}",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME", help=f"End of the period [default: now]. {_MOMENT_HELP}", show_default=False
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the server's answer as JSON.")] = False,
+    server: ServerOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Show the tokens and cost of each key per endpoint, the idle cost, and the quotas."""
+    with _client(ctx, server, key) as client:
+        body = client.get("/api/usage", params=_period(since, until, now=int(time.time())))
+    rows: list[Any] = require(body, "rows", list)
+    if as_json:
+        typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+        return
+    from crazy_gary.cli.render import output_console, quota_table, usage_table
+
+    console = output_console()
+    if rows:
+        console.print(usage_table(rows, since=body.get("since"), until=body.get("until")))
+    else:
+        typer.echo("no usage in this period")
+    quotas = body.get("quotas")
+    if isinstance(quotas, dict) and quotas:
+        console.print()
+        console.print(quota_table(quotas))
+
+
+def _period(since: str | None, until: str | None, now: int) -> dict[str, str]:
+    """The query of `usage`: the bounds given, as Unix seconds (the server defaults the others)."""
+    params = {
+        name: str(_moment(name, value, now))
+        for name, value in (("since", since), ("until", until))
+        if value is not None
+    }
+    if "since" in params and "until" in params and int(params["since"]) >= int(params["until"]):
+        fail("--since must be before --until", exit_code=2)
+    return params
+
+
+def _moment(option: str, value: str, now: int) -> int:
+    """`value` of --since or --until as Unix seconds: as given, or that long before `now` with a unit."""
+    match = _MOMENT.fullmatch(value.strip().lower())
+    if match is None:
+        fail(f"--{option} takes Unix seconds or a time ago such as 24h or 7d, not {value!r}", exit_code=2)
+    amount, unit = int(match["amount"]), match["unit"]
+    return amount if unit is None else now - amount * _UNIT_SECONDS[unit]

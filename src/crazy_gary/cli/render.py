@@ -1,4 +1,4 @@
-"""How the CLI shows endpoints and audit entries: Rich tables and short time words.
+"""How the CLI shows endpoints, audit entries and usage: Rich tables, short time words, dollars.
 
 Every value from the server goes into a cell as :class:`rich.text.Text`, never as markup, so
 brackets in a URL or an error sentence are printed as they are.
@@ -21,16 +21,22 @@ __all__ = [
     "STATE_STYLES",
     "audit_table",
     "format_ago",
+    "format_cost",
     "format_countdown",
     "format_time",
+    "format_utc",
     "output_console",
+    "quota_table",
     "recent_requests_table",
     "screen",
     "state_text",
     "status_table",
+    "usage_table",
 ]
 
 NONE_MARK = "—"
+IDLE_MARK = "(idle)"  # the row of an endpoint's billed time that no request used
+QUOTA_WINDOWS = (("tokens_per_day", "day"), ("tokens_per_month", "month"))
 # Without a terminal Rich assumes 80 columns and folds URLs over many lines; piped output
 # (grep, less, a log) reads better with whole lines.
 PIPE_WIDTH = 200
@@ -190,3 +196,105 @@ def _result_text(entry: Mapping[str, Any]) -> Text:
         return Text("ok", style="green")
     error = entry.get("error")
     return Text(f"failed: {error}" if error else "failed", style="red")
+
+
+def format_cost(dollars: object) -> str:
+    """A cost in dollars: 4 decimals (``$0.0123``), 2 from $100 up; ``—`` when it is not a number."""
+    value = _number(dollars)
+    if value is None:
+        return NONE_MARK
+    return f"${value:,.2f}" if abs(value) >= 100 else f"${value:,.4f}"
+
+
+def format_utc(timestamp: object) -> str:
+    """A Unix time as ``YYYY-MM-DD HH:MM UTC``; ``—`` when it is not a number."""
+    value = _number(timestamp)
+    if value is None:
+        return NONE_MARK
+    return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _thousands(value: object) -> str:
+    """A whole number with thousands separators (``12,500``); ``—`` when it is not a number."""
+    number = _number(value)
+    return NONE_MARK if number is None else f"{int(number):,}"
+
+
+def _count(value: object) -> Text:
+    return Text(_thousands(value))
+
+
+def _by_endpoint(rows: list[Any]) -> dict[str, list[Mapping[str, Any]]]:
+    """The rows grouped by endpoint (sorted), each group by key with the idle row last."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        if isinstance(row, Mapping):
+            groups.setdefault(str(row.get("model_type")), []).append(row)
+    for group in groups.values():
+        group.sort(key=lambda row: (row.get("key") is None, str(row.get("key"))))
+    return dict(sorted(groups.items()))
+
+
+def _total(group: list[Mapping[str, Any]], field: str) -> float:
+    return sum(_number(row.get(field)) or 0.0 for row in group)
+
+
+def usage_table(rows: list[Any], since: object = None, until: object = None) -> Table:
+    """One row per key and endpoint (the idle cost as ``(idle)``), then each endpoint's total."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    if since is not None or until is not None:
+        table.title = f"usage from {format_utc(since)} to {format_utc(until)}"
+        table.title_justify = "left"
+    table.add_column("key", no_wrap=True)
+    table.add_column("endpoint", no_wrap=True)
+    for column in ("requests", "prompt tokens", "completion tokens", "cost"):
+        table.add_column(column, justify="right", no_wrap=True)
+    fields = ("requests", "prompt_tokens", "completion_tokens")
+    for endpoint, group in _by_endpoint(rows).items():
+        for row in group:
+            key = row.get("key")
+            table.add_row(
+                Text(IDLE_MARK, style="dim") if key is None else Text(str(key)),
+                Text(endpoint),
+                *(_count(row.get(field)) for field in fields),
+                Text(format_cost(row.get("cost"))),
+            )
+        table.add_row(
+            Text("total", style="bold"),
+            Text(endpoint, style="bold"),
+            *(_count(_total(group, field)) for field in fields),
+            Text(format_cost(_total(group, "cost")), style="bold"),
+            end_section=True,
+        )
+    return table
+
+
+def quota_table(quotas: Mapping[str, Any]) -> Table:
+    """One row per key and quota window: tokens used of the limit, remaining, when the window resets."""
+    table = Table(
+        title="quotas",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        header_style="bold",
+    )
+    table.add_column("key", no_wrap=True)
+    table.add_column("window", no_wrap=True)
+    table.add_column("used / limit", justify="right", no_wrap=True)
+    table.add_column("remaining", justify="right", no_wrap=True)
+    table.add_column("resets at", no_wrap=True)
+    for key, windows in sorted(quotas.items()):
+        for field, window in QUOTA_WINDOWS:
+            quota = windows.get(field) if isinstance(windows, Mapping) else None
+            if not isinstance(quota, Mapping):
+                continue
+            remaining = _number(quota.get("remaining"))
+            table.add_row(
+                Text(str(key)),
+                Text(window),
+                Text(f"{_thousands(quota.get('used'))} / {_thousands(quota.get('limit'))}"),
+                Text(_thousands(remaining), style="red" if remaining == 0 else ""),
+                Text(format_utc(quota.get("resets_at"))),
+            )
+    return table

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from crazy_gary.core.ports import PersistedEndpoint
 
-__all__ = ["AuditEntry", "AuditQuery", "PersistedEndpoint", "Store", "Transition"]
+__all__ = ["AuditEntry", "AuditQuery", "PersistedEndpoint", "Store", "Transition", "UsageRow"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,20 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class UsageRow:
+    """What one key used of one endpoint in one UTC hour (`hour`: its start, Unix seconds). The row
+    of key "" holds the endpoint's busy seconds: time with a request in flight, whoever sent it."""
+
+    hour: int
+    key: str
+    model_type: str
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    busy_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class AuditQuery:
     """Filters of `GET /api/endpoints/audit`: newest first, `before` an entry id."""
 
@@ -91,3 +105,13 @@ class Store(Protocol):
 
     async def prune_audit(self, before: float) -> int:
         """Delete audit entries older than `before`; how many went."""
+
+    async def add_usage(self, rows: list[UsageRow]) -> None:
+        """Add each row's counts to the stored row of the same hour, key and endpoint (replicas add
+        to the same rows)."""
+
+    async def usage(self, since: float, until: float) -> list[UsageRow]:
+        """The rows of the hours that overlap [since, until)."""
+
+    async def tokens_used(self, key: str, since: float) -> int:
+        """Tokens (prompt and completion) `key` used in the hours from the one holding `since` on."""

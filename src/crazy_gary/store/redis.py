@@ -178,6 +178,7 @@ class RedisCoordination:
         self._wake_claim_ms = int(wake_claim * 1000)
         self._lease_ms = int(lease * 1000)
         self._presence = presence
+        self.replicas_seen = 1  # replicas alive at the last exchange (each one's share of a quota)
         self._lead = redis.client.register_script(_LEAD)
         self._readings = redis.client.register_script(_READINGS)
 
@@ -222,6 +223,7 @@ class RedisCoordination:
             pipe.zrange(key("replicas"), 0, -1)
             answers = await pipe.execute()
         activity = {name.decode(): float(score) for name, score in answers[-2]}
+        self.replicas_seen = max(1, len(answers[-1]))
         in_flight: dict[str, int] = {}
         async with self._redis.client.pipeline(transaction=False) as pipe:
             for replica in answers[-1]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
 
-__all__ = ["HEAD_REVISION", "audit_log", "endpoint_state", "metadata", "state_history"]
+__all__ = ["HEAD_REVISION", "audit_log", "endpoint_state", "metadata", "state_history", "usage_hourly"]
 
-HEAD_REVISION = "0002"  # the newest migration; a test checks it against Alembic's own answer
+HEAD_REVISION = "0003"  # the newest migration; a test checks it against Alembic's own answer
 metadata = MetaData()
 
 endpoint_state = Table(
@@ -47,4 +47,16 @@ audit_log = Table(
     Column("request_id", String(64)),
     Column("operation_id", String(32)),  # the key that completes an operation's entry when it ends
     Index("ix_audit_log_operation_id", "operation_id", unique=True),
+)
+
+usage_hourly = Table(
+    "usage_hourly",
+    metadata,
+    Column("hour", BigInteger, primary_key=True, autoincrement=False),  # start of the UTC hour, Unix seconds
+    Column("key", String(128), primary_key=True),  # "" for the endpoint's own busy seconds
+    Column("model_type", String(64), primary_key=True),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("prompt_tokens", BigInteger, nullable=False, default=0),
+    Column("completion_tokens", BigInteger, nullable=False, default=0),
+    Column("busy_seconds", Float, nullable=False, default=0.0),
 )

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     delete,
     event,
+    func,
     insert,
     inspect,
     select,
@@ -31,8 +32,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from crazy_gary.errors import StoreError
-from crazy_gary.store.base import AuditEntry, AuditQuery, PersistedEndpoint, Transition
-from crazy_gary.store.schema import HEAD_REVISION, audit_log, endpoint_state, metadata, state_history
+from crazy_gary.store.base import AuditEntry, AuditQuery, PersistedEndpoint, Transition, UsageRow
+from crazy_gary.store.schema import (
+    HEAD_REVISION,
+    audit_log,
+    endpoint_state,
+    metadata,
+    state_history,
+    usage_hourly,
+)
 
 __all__ = ["SqlStore", "database_url", "migrations_config"]
 
@@ -202,22 +210,57 @@ class SqlStore:
             async with self._connect() as connection:
                 await connection.execute(self._insert_or_complete(), rows)
 
-    def _insert_or_complete(self) -> Insert:
-        """An insert that completes the entry of the same `operation_id` instead, if there is one (an
-        entry without one is always new: NULLs never conflict)."""
+    async def add_usage(self, rows: list[UsageRow]) -> None:
+        if not rows:
+            return
+        async with self._connect() as connection:
+            # in one order on every replica: two upserts of the same rows never wait on each other
+            ordered = sorted(_summed(rows), key=lambda row: (row.hour, row.key, row.model_type))
+            await connection.execute(self._insert_or_add(), [_usage_values(row) for row in ordered])
+
+    def _insert_or_add(self) -> Insert:
+        """An insert that adds to the counts of the row of the same hour, key and endpoint."""
+        dialect = self._dialect_module()
+        statement = dialect.insert(usage_hourly)
+        table = usage_hourly.c
+        upsert: Insert = statement.on_conflict_do_update(
+            index_elements=[table.hour, table.key, table.model_type],
+            set_={name: table[name] + statement.excluded[name] for name in _USAGE_COUNTS},
+        )
+        return upsert
+
+    def _dialect_module(self) -> Any:
         # The dialect in use is imported here, not at the top: importing both costs the gateway ~3 MB.
         if self.dialect == "postgresql":
             from sqlalchemy.dialects import postgresql
 
-            pg = postgresql.insert(audit_log)
-            return pg.on_conflict_do_update(
-                index_elements=[audit_log.c.operation_id], set_={name: pg.excluded[name] for name in _OUTCOME}
-            )
+            return postgresql
         from sqlalchemy.dialects import sqlite
 
-        lite = sqlite.insert(audit_log)
-        return lite.on_conflict_do_update(
-            index_elements=[audit_log.c.operation_id], set_={name: lite.excluded[name] for name in _OUTCOME}
+        return sqlite
+
+    async def usage(self, since: float, until: float) -> list[UsageRow]:
+        first = int(since // HOUR * HOUR)
+        query = select(usage_hourly).where(usage_hourly.c.hour >= first, usage_hourly.c.hour < until)
+        async with self._connect() as connection:
+            rows = (await connection.execute(query.order_by(usage_hourly.c.hour))).mappings().all()
+        return [UsageRow(**{name: row[name] for name in _USAGE_FIELDS}) for row in rows]
+
+    async def tokens_used(self, key: str, since: float) -> int:
+        table = usage_hourly.c
+        query = select(func.coalesce(func.sum(table.prompt_tokens + table.completion_tokens), 0)).where(
+            table.key == key, table.hour >= int(since // HOUR * HOUR)
+        )
+        async with self._connect() as connection:
+            return int((await connection.execute(query)).scalar() or 0)
+
+    def _insert_or_complete(self) -> Insert:
+        """An insert that completes the entry of the same `operation_id` instead, if there is one (an
+        entry without one is always new: NULLs never conflict)."""
+        statement = self._dialect_module().insert(audit_log)
+        return statement.on_conflict_do_update(  # type: ignore[no-any-return]
+            index_elements=[audit_log.c.operation_id],
+            set_={name: statement.excluded[name] for name in _OUTCOME},
         )
 
     async def audit(self, query: AuditQuery) -> list[AuditEntry]:
@@ -236,6 +279,36 @@ class SqlStore:
         async with self._connect() as connection:
             result = await connection.execute(delete(audit_log).where(audit_log.c.timestamp < before))
         return int(result.rowcount or 0)
+
+
+HOUR = 3600
+_USAGE_COUNTS = ("requests", "prompt_tokens", "completion_tokens", "busy_seconds")
+_USAGE_FIELDS = tuple(UsageRow.__dataclass_fields__)
+
+
+def _summed(rows: list[UsageRow]) -> list[UsageRow]:
+    """Rows of the same hour, key and endpoint summed into one: one statement may not touch a row twice."""
+    summed: dict[tuple[int, str, str], UsageRow] = {}
+    for row in rows:
+        place = (row.hour, row.key, row.model_type)
+        known = summed.get(place)
+        if known is None:
+            summed[place] = row
+            continue
+        summed[place] = UsageRow(
+            row.hour,
+            row.key,
+            row.model_type,
+            known.requests + row.requests,
+            known.prompt_tokens + row.prompt_tokens,
+            known.completion_tokens + row.completion_tokens,
+            known.busy_seconds + row.busy_seconds,
+        )
+    return list(summed.values())
+
+
+def _usage_values(row: UsageRow) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in _USAGE_FIELDS}
 
 
 def _audit_row(entry: AuditEntry) -> dict[str, Any]:

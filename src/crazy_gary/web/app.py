@@ -18,6 +18,7 @@ from crazy_gary.recorder import Recorder
 from crazy_gary.store import SqlStore, database_url
 from crazy_gary.store.redis import RedisCoordination, SharedRedis
 from crazy_gary.store.redis_events import EventRelay
+from crazy_gary.usage.quotas import Quotas
 from crazy_gary.web.auth import KeyRing
 from crazy_gary.web.edge import BodyLimitMiddleware, HardenedFastAPI, add_cors
 from crazy_gary.web.errors import install_error_handlers
@@ -123,6 +124,15 @@ async def _start_services(
     )
     await recorder.start(background_errors)
     stack.push_async_callback(recorder.close)
+    engine.subscribe(recorder.usage.on_request)
+    app.state.quotas = quotas = Quotas(
+        settings.quotas,
+        clock,
+        redis=redis,
+        replicas=(lambda: coordination.replicas_seen) if coordination is not None else (lambda: 1),
+    )
+    await quotas.seed(store.tokens_used)
+    stack.push_async_callback(quotas.drain)
     app.state.metrics = metrics = Metrics(
         engine.manager,
         engine.clock,

@@ -21,6 +21,7 @@ from crazy_gary.errors import (
     NoCapacity,
     UpstreamError,
 )
+from crazy_gary.usage.quotas import QuotaExceeded
 
 __all__ = ["ApiError", "error_response", "install_error_handlers"]
 
@@ -59,6 +60,8 @@ def _status_for(exc: CrazyGaryError) -> int:
         return 404
     if isinstance(exc, NoCapacity):
         return 503
+    if isinstance(exc, QuotaExceeded):
+        return 429
     if isinstance(exc, UpstreamError):
         return 502
     if isinstance(exc, ManagementError):
@@ -88,6 +91,13 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = None
         if isinstance(exc, NoCapacity):
             headers = {"Retry-After": str(exc.retry_after), "X-Crazy-Gary-Served-By": "none"}
+        elif isinstance(exc, QuotaExceeded):
+            # x-should-retry: the official OpenAI clients would otherwise ask again at once
+            headers = {
+                "Retry-After": str(exc.retry_after),
+                "X-Crazy-Gary-Served-By": "none",
+                "x-should-retry": "false",
+            }
         elif isinstance(exc, UpstreamError):
             headers = {"X-Crazy-Gary-Served-By": "none"}
         return error_response(_status_for(exc), exc.code, exc.message, headers)

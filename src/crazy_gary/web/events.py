@@ -157,6 +157,11 @@ class EventHub:
             self._relay.publish(name, data)
         self._publish(name, data)
 
+    def quota_exceeded(self, key: str, model_type: str, window: str, retry_after: int) -> None:
+        """A `quota_exceeded` event: a request of `key` refused by its quota (for webhooks and pages)."""
+        data = {"key": key, "model_type": model_type, "window": window, "retry_after": retry_after}
+        self._tell("quota_exceeded", data)
+
     def deliver(self, name: str, data: dict[str, Any]) -> None:
         """An event another replica made: to this replica's streams (requests also to the snapshot)."""
         if name == "request":

@@ -3,6 +3,7 @@ embeddings under `/v1`, `GET /v1/models`, and each endpoint's own address, `/end
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -12,6 +13,8 @@ from fastapi.responses import Response
 
 from crazy_gary.engine import Engine, InferenceRequest
 from crazy_gary.inference_requests import API_PATHS, Api
+from crazy_gary.usage.quotas import QuotaExceeded, Quotas, reservation_size
+from crazy_gary.usage.tokens import TokenCount
 from crazy_gary.web.auth import Caller, require
 from crazy_gary.web.streams import answer_headers, note_served, relayed_answer, stream_answer
 
@@ -76,12 +79,39 @@ async def answer(engine: Engine, inference: InferenceRequest, request: Request) 
     return Response(content, exchange.response.status, answer_headers(exchange, inference), media_type)
 
 
+async def held_quota(request: Request, inference: InferenceRequest) -> InferenceRequest:
+    """`inference` with its caller's quota reserved (settled when it ends), when the caller has one;
+    a 429 `quota_exceeded` (audited, told as an event) when the quota cannot cover it."""
+    quotas: Quotas = request.app.state.quotas
+    key = inference.caller
+    if key is None or not quotas.applies(key) or inference.body is None:
+        return inference  # no quota, or no inference (an endpoint address's GET /health, say)
+    size = reservation_size(inference.body, len(inference.raw), request.app.state.settings.quota_reserve)
+    try:
+        reservation = await quotas.reserve(key, size)
+    except QuotaExceeded as exc:
+        request.app.state.recorder.refused(
+            actor=key, operation=inference.api, model_type=inference.key, status=429, reason=exc.message
+        )
+        request.app.state.events.quota_exceeded(key, inference.key, exc.window, exc.retry_after)
+        raise
+    settled = False
+
+    def settle(tokens: TokenCount | None, status: int) -> None:
+        nonlocal settled
+        if not settled:  # once, whichever way the request ended
+            settled = True
+            quotas.settle_soon(reservation, tokens, status)
+
+    return dataclasses.replace(inference, on_end=settle)
+
+
 def _api_route(api: Api) -> Callable[[Request], Awaitable[Response]]:
     async def route(request: Request) -> Response:
-        await _require_user(request)
+        caller = await _require_user(request)
         engine: Engine = request.app.state.engine
-        inference = engine.parse(await request.body(), api)
-        return await answer(engine, inference, request)
+        inference = engine.parse(await request.body(), api, caller.actor)
+        return await answer(engine, await held_quota(request, inference), request)
 
     route.__name__ = f"{api}_route"
     return route
@@ -89,7 +119,7 @@ def _api_route(api: Api) -> Callable[[Request], Awaitable[Response]]:
 
 async def endpoint_address(request: Request) -> Response:
     """Any request to `/endpoints/{key}/{path}`, sent to `{the serving endpoint's url}/{path}`."""
-    await _require_user(request)
+    caller = await _require_user(request)
     engine: Engine = request.app.state.engine
     scope = request.scope
     raw = scope.get("raw_path")
@@ -103,8 +133,9 @@ async def endpoint_address(request: Request) -> Response:
         request.url.query,
         await request.body(),
         request.headers,
+        caller.actor,
     )
-    return await answer(engine, inference, request)
+    return await answer(engine, await held_quota(request, inference), request)
 
 
 # Plain Starlette routes rather than FastAPI ones: the gateway's hot path skips FastAPI's

@@ -14,6 +14,7 @@ __all__ = ["page_router"]
 
 _FILES = (
     ("dashboard.js", "text/javascript"),
+    ("usage.js", "text/javascript"),
     ("dashboard.css", "text/css"),
     ("favicon.svg", "image/svg+xml"),
 )

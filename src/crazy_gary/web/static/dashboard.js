@@ -5,7 +5,7 @@
 const KEY_STORAGE = "crazy-gary-key";
 const AUDIT_LIMIT = 20;
 const REQUESTS_KEPT = 50;
-const COSTS_EVERY_MS = 30_000;
+const FIGURES_EVERY_MS = 30_000; // costs and usage; both also after each snapshot and operation
 // Three heartbeats missed: a stream that is still open but silent is dead (a lost network path).
 const SILENT_STREAM_MS = 45_000;
 // A reconnect quicker than this (the server ended one stream, the next one answers) shows no banner.
@@ -62,8 +62,8 @@ function start() {
   $("dashboard").hidden = false;
   $("change-key").hidden = false;
   setConnection("reconnecting", "connecting…");
-  follow(current); // its first snapshot also reads the audit log and the costs
-  current.timers.push(setInterval(refreshCosts, COSTS_EVERY_MS));
+  follow(current); // its first snapshot also reads the audit log, the costs and the usage
+  current.timers.push(setInterval(refreshFigures, FIGURES_EVERY_MS));
 }
 
 function stop() {
@@ -366,7 +366,7 @@ function applySnapshot(data) {
   requests = (data.requests || []).slice(-REQUESTS_KEPT).reverse();
   renderRequests();
   refreshAudit();
-  refreshCosts();
+  refreshFigures();
 }
 
 function applyEndpoint(key, endpoint) {
@@ -536,7 +536,7 @@ function applyOperation(data) {
     setMessage(data.model_type, "");
   }
   refreshAudit();
-  refreshCosts();
+  refreshFigures();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -631,6 +631,11 @@ function reportPanelError(note, what, error) {
 
 // ---------------------------------------------------------------------------------------------
 // Costs: totals and a bar chart (inline SVG) of cost and saved per endpoint
+
+function refreshFigures() {
+  refreshCosts();
+  refreshUsage();
+}
 
 async function refreshCosts() {
   const note = $("costs-note");
@@ -733,6 +738,22 @@ function dollars(value) {
     return `$${value.toFixed(2)}`;
   }
   return `$${value.toPrecision(2)}`;
+}
+
+// A cost to the hundredth of a cent: a key's share of a day is often below a cent.
+function preciseDollars(value) {
+  return Math.abs(value) >= 100 ? `$${value.toFixed(2)}` : `$${value.toFixed(4)}`;
+}
+
+function count(value) {
+  return typeof value === "number" ? value.toLocaleString() : "—";
+}
+
+function utcTime(unixSeconds) {
+  if (typeof unixSeconds !== "number") {
+    return "—";
+  }
+  return `${new Date(unixSeconds * 1000).toISOString().slice(0, 16).replace("T", " ")} UTC`;
 }
 
 function time(unixSeconds) {
