@@ -55,7 +55,6 @@ class RequestEvent:
     api: Api
     caller: str | None = None  # the key's name, or its role and hash
     tokens: TokenCount | None = None  # what the answer says it used
-    upstream: float = 0.0  # seconds from its last sending to an endpoint to its end (no hold)
 
 
 @dataclass
@@ -67,7 +66,6 @@ class _Trace:
     errors: list[str] = field(default_factory=list)
     first_byte: float | None = None
     tokens: TokenCount | None = None
-    sent: float | None = None  # when it last went to an endpoint: the end of any hold
 
     def failed(self, exc: UpstreamError) -> None:
         self.retries += exc.attempts - 1
@@ -242,7 +240,6 @@ class Engine:
             api=request.api,
             caller=request.caller,
             tokens=trace.tokens,
-            upstream=0.0 if trace.sent is None else now - trace.sent,
         )
         if request.on_end is not None:
             request.on_end(trace.tokens, status)
@@ -274,7 +271,6 @@ class Engine:
             # no await in between: the lease claims the breaker that routing saw allow this request
             async with self.manager.lease(decision.key) as lease:
                 try:
-                    trace.sent = self.clock.monotonic()
                     response = await self._send(request, lease.endpoint, decision)
                 except UpstreamError as exc:
                     trace.failed(exc)

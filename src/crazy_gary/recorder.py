@@ -62,6 +62,7 @@ class Recorder:
         self._writing: asyncio.Future[float] | None = None
         self._lock = asyncio.Lock()
         self.usage = UsageLedger(clock)  # fed the engine's requests (`usage.on_request`) by the app
+        self._busy_counted: dict[str, float] = {}
 
     async def start(self, on_error: ErrorHook | None = None) -> None:
         """Restore the manager from the store (before the manager starts) and begin writing, in a task
@@ -215,6 +216,7 @@ class Recorder:
             changed = {key: memory for key, memory in memories.items() if self._saved.get(key) != memory}
             audit, transitions = self._audit, self._transitions
             self._audit, self._transitions = [], []
+            self._count_busy_time()
             usage = self.usage.take()
             # each part is put back only when it was not written: a write that failed half-way must
             # not write the other half twice on the next try
@@ -235,6 +237,15 @@ class Recorder:
                 self.usage.put_back(usage)
                 raise
             self._saved.update(changed)
+
+    def _count_busy_time(self) -> None:
+        """Each endpoint's busy seconds since the last write, into the usage ledger."""
+        now = self._clock.now()
+        for key in self._manager.keys:
+            total = self._manager.endpoint(key).busy_through(now)
+            if total > self._busy_counted.get(key, 0.0):
+                self.usage.add_busy(key, total - self._busy_counted.get(key, 0.0))
+                self._busy_counted[key] = total
 
     async def _run(self) -> None:
         last_prune = self._clock.now()

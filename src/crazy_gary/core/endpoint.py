@@ -47,6 +47,8 @@ class Endpoint:
     running_since: float | None = None
     in_flight: int = 0
     in_flight_elsewhere: int = 0  # through the other replicas, as last told
+    busy_since: float | None = None  # wall time the requests in flight here began to be
+    busy_seconds: float = 0.0  # time with a request in flight here, busy_since's stretch not yet in
     pending: int = 0
     cold_start: float | None = None
     first_seen: float | None = None
@@ -166,12 +168,23 @@ class Endpoint:
         self.seen, self.reachable, self.poll_error = True, healthy, error
 
     def request_began(self, now: float) -> None:
+        if self.in_flight == 0:
+            self.busy_since = now
         self.in_flight += 1
         self.last_activity = now
 
     def request_ended(self, now: float) -> None:
         self.in_flight -= 1
         self.last_activity = now
+        if self.in_flight == 0 and self.busy_since is not None:
+            self.busy_seconds += max(0.0, now - self.busy_since)
+            self.busy_since = None
+
+    def busy_through(self, now: float) -> float:
+        """Seconds so far with at least one of this replica's requests in flight here (a request's
+        lease begins when it is sent: a hold for a cold start is not busy)."""
+        ongoing = 0.0 if self.busy_since is None else max(0.0, now - self.busy_since)
+        return self.busy_seconds + ongoing
 
     def take_presence(self, in_flight_elsewhere: int, last_activity: float | None) -> tuple[bool, bool]:
         """What the other replicas told: (whether the requests in flight through them changed,
