@@ -125,3 +125,27 @@ def test_a_json_model_is_set_to_what_the_serving_endpoint_expects() -> None:
     assert not_json.body is None and not_json.body_for(fallback) == b"\x00\x01binary"
     streamed = parse_endpoint_request("120b", "POST", "/v1/completions", b'{"stream":true,"prompt":"x"}', {})
     assert streamed.stream
+
+
+def test_a_stream_is_sent_asking_for_its_usage_unless_the_caller_did() -> None:
+    """Chat and completions streams ask for their usage; the caller's own choice is kept when it
+    asked, and replaced (then the event is taken out again) when it said no."""
+    plain = parse_api_request(b' {"model": "120b", "messages": [], "stream": true}', "chat", resolve)
+    assert plain.strip_usage
+    assert json.loads(plain.body_for(None)) == {
+        "model": "120b",
+        "messages": [],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    said_no = b'{"model": "120b", "prompt": "x", "stream": true, "stream_options": {"include_usage": false}}'
+    refused = parse_api_request(said_no, "completions", resolve)
+    assert refused.strip_usage and json.loads(refused.body_for("gpt-oss-120b"))["stream_options"] == {
+        "include_usage": True
+    }
+    asked = b'{"model": "120b", "messages": [], "stream": true, "stream_options": {"include_usage": true}}'
+    kept = parse_api_request(asked, "chat", resolve)
+    assert not kept.strip_usage and kept.body_for(None) == asked
+    assert not parse_api_request(
+        b'{"model": "120b", "input": "x", "stream": true}', "responses", resolve
+    ).strip_usage
