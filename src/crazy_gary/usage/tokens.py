@@ -96,11 +96,16 @@ class StreamMeter:
             return chunk if not self.strip_usage else b""
         ready = bytes(data[:cut])
         del data[:cut]
-        if _USAGE not in ready:
+        at = ready.rfind(_USAGE)
+        if at < 0:
             return chunk if not self.strip_usage else ready
-        parts = _BOUNDARY.split(ready)  # event, its blank line, event, …, what follows the last one
-        kept = b"".join(self._look(event, end) for event, end in zip(parts[::2], parts[1::2], strict=False))
-        return chunk if not self.strip_usage else kept + parts[-1]
+        # only the last event that mentions usage is read: the final usage, or the newest of a
+        # stream that sends it with every chunk
+        start = max(_end_of(ready[:at], b"\n\n", 0), _end_of(ready[:at], b"\r\n\r\n", 0))
+        event_end = _BOUNDARY.search(ready, at)
+        assert event_end is not None, "ready ends with a blank line"
+        kept = self._look(ready[start : event_end.start()], event_end.group())
+        return chunk if not self.strip_usage else ready[:start] + kept + ready[event_end.end() :]
 
     def rest(self) -> bytes:
         """What is left when the stream ends (an event without its blank line)."""
@@ -124,7 +129,7 @@ class StreamMeter:
         return event + end
 
 
-def _end_of(data: bytearray, boundary: bytes, start: int) -> int:
+def _end_of(data: bytes | bytearray, boundary: bytes, start: int) -> int:
     """Where the last event of `data` ending with `boundary` (searched from `start`) ends; 0 if none."""
     at = data.rfind(boundary, start)
     return 0 if at < 0 else at + len(boundary)
