@@ -66,6 +66,8 @@ async def test_a_429_with_retry_after_is_not_asked_again_before_it(
     await control(sim, "management", {"error_rate": 1.0, "error_status": 429, "retry_after": 6})
     listing = asyncio.create_task(hf.list("demo"))
     await eventually(lambda: sim.app.state.world.list_calls == 1)  # type: ignore[attr-defined]
+    # the 429 is read off the event loop: the next call is made once it has closed the gate
+    await eventually(lambda: hf._closed_until > clock.monotonic())
     reading = asyncio.create_task(hf.get("demo", "gpt-oss-20b"))
     await asyncio.sleep(0.2)  # give a wrongly eager retry the time to show itself
     await clock.advance(5.5)

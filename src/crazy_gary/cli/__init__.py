@@ -7,7 +7,8 @@ Every failure is one ``error: …`` line on stderr and a non-zero exit: 1 when t
 network failed us, 2 for a bad command line or configuration.
 
 The commands live in :mod:`~crazy_gary.cli.server` (serve, simulate), :mod:`~crazy_gary.cli.endpoints`
-(status, watch, wake, sleep, audit, usage) and :mod:`~crazy_gary.cli.doctor`; loading them loads Typer and
+(status, watch, wake, sleep, audit, usage), :mod:`~crazy_gary.cli.doctor` and
+:mod:`~crazy_gary.cli.replay`; loading them loads Typer and
 nothing of the server, so that ``crazy-gary status`` starts in a fraction of a second.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import typer
 
-from crazy_gary.cli import doctor, endpoints, server
+from crazy_gary.cli import doctor, endpoints, replay, server
 
 __all__ = ["app", "main"]
 
@@ -29,6 +30,7 @@ COMMANDS = (
     endpoints.audit,
     endpoints.usage,
     doctor.doctor,
+    replay.replay,
 )  # in the order `--help` lists them
 
 

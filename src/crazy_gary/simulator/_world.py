@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import random
 from dataclasses import asdict, dataclass
@@ -105,6 +106,13 @@ class World:
             minute=config.minute,
             account=self.account,
         )
+
+    def add_asleep(self, name: str, like: str) -> EndpointRecord:
+        """Add an endpoint called `name`, scaled to zero, configured as the endpoint `like` is."""
+        record = self._record(name, copy.deepcopy(self.records[like].spec), self.now(), "scaledToZero")
+        self.records[name] = record
+        self.calls.setdefault(name, _zero_counts())
+        return record
 
     def delete(self, name: str) -> None:
         self.records.pop(name).release_waiters()  # requests held on it find it gone

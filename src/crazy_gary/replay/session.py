@@ -1,0 +1,95 @@
+"""A whole replay: a trace under several policies, each billed over the same period, with what
+each saved against `always`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from crazy_gary.core.costs import price_for
+from crazy_gary.core.specs import EndpointSpec
+from crazy_gary.replay.policies import Policy, oracle_billing
+from crazy_gary.replay.runner import Figures, ReplaySetup, replay_policy
+from crazy_gary.replay.traces import TraceError, TraceRequest
+
+__all__ = ["DEFAULT_COLD_START", "replay", "setup_for"]
+
+DEFAULT_COLD_START = 300.0
+TAIL = 3600.0  # seconds after the last request that are billed too: time for any policy to sleep
+_SEED_PRICES = {
+    "gpt-oss-120b": "aws nvidia-h200 x1",
+    "gpt-oss-20b": "aws nvidia-l4 x1",
+    "bge-small-en": "aws nvidia-t4 x1",
+}
+
+
+def setup_for(
+    requests: Sequence[TraceRequest],
+    specs: Sequence[EndpointSpec],
+    cold_start: float,
+    policies: Sequence[Policy],
+    *,
+    wake_timeout: float = 300.0,
+    fallback_wait: float = 5.0,
+) -> ReplaySetup:
+    """The endpoints a replay runs: the managed ones (an unmanaged endpoint never sleeps), priced;
+    the period from a minute before the first request to well after the last; a wake timeout a cold
+    start of the replay's length never reaches."""
+    managed = [spec for spec in specs if spec.managed]
+    if not managed:
+        raise TraceError("no managed endpoint is configured: there is nothing to put to sleep")
+    keys = {spec.key for spec in managed}
+    unknown = sorted({request.model for request in requests if request.model and request.model not in keys})
+    if unknown:
+        raise TraceError(
+            f"the trace asks for {', '.join(unknown[:5])}, not a managed endpoint (configured: {', '.join(sorted(keys))})"
+        )
+    longest = max((policy.auto_sleep for policy in policies), default=0.0)
+    return ReplaySetup(
+        specs=[_priced(spec) for spec in managed],
+        cold_start=cold_start,
+        start=requests[0].at - 60.0,
+        end=requests[-1].at + max(TAIL, longest + cold_start + 60.0),
+        fallback_wait=fallback_wait,
+        wake_timeout=max(wake_timeout, cold_start * 1.5 + 60.0),
+    )
+
+
+def _priced(spec: EndpointSpec) -> EndpointSpec:
+    if spec.price_per_hour is not None:
+        return spec
+    return replace(spec, price_per_hour=price_for(_SEED_PRICES.get(spec.name or "")) or 0.0)
+
+
+def _oracle(requests: Sequence[TraceRequest], setup: ReplaySetup) -> Figures:
+    figures = Figures(requests=len(requests))
+    first = setup.specs[0].key
+    for spec in setup.specs:
+        arrivals = [request.at for request in requests if (request.model or first) == spec.key]
+        billed, starts = oracle_billing(arrivals, setup.cold_start)
+        figures.billed_seconds += billed
+        figures.cost += billed * (spec.price_per_hour or 0.0) / 3600
+        figures.cold_starts += starts
+    figures.waits = [0.0] * len(requests)
+    return figures
+
+
+def replay(
+    requests: Sequence[TraceRequest], setup: ReplaySetup, policies: Sequence[Policy]
+) -> dict[str, Any]:
+    """`{"policies": {name: figures}}` for each policy, `saved` against `always` (replayed too)."""
+    results: dict[str, Figures] = {}
+    for policy in [*policies, *([] if any(p.always for p in policies) else [Policy("always", always=True)])]:
+        results[policy.name] = (
+            _oracle(requests, setup) if policy.oracle else asyncio.run(replay_policy(requests, setup, policy))
+        )
+    always = results["always"]
+    shown = {policy.name for policy in policies}
+    answer: dict[str, Any] = {}
+    for name, figures in results.items():
+        if name in shown:
+            figures.saved = always.cost - figures.cost
+            answer[name] = figures.to_dict()
+    return {"policies": answer}

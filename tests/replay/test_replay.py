@@ -1,0 +1,147 @@
+"""`replay` against an independent computation of the same policies on a seeded trace: the live
+manager, router and auto-sleep on the manual clock must bill, start and make wait as a plain model
+of those policies says (billed seconds within 3 %, cold starts and cold hits within 2 %)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crazy_gary.core.specs import EndpointSpec
+from crazy_gary.replay.policies import PolicyError, oracle_billing, parse_policy
+from crazy_gary.replay.session import replay, setup_for
+from crazy_gary.replay.traces import TraceRequest
+
+COLD, PENDING = 240.0, 1.0  # the simulator waits a second in `pending` before each cold start
+SPEC = EndpointSpec(
+    key="120b", url="demo/gpt-oss-120b", namespace="demo", name="gpt-oss-120b", price_per_hour=5.0
+)
+
+
+def bursty_trace(seed: int = 7, bursts: int = 40) -> list[TraceRequest]:
+    """Bursts of 1 to 6 requests 20 s apart, the bursts 2 to 60 minutes apart."""
+    rng = random.Random(seed)
+    at, requests = 1_795_000_000.0, []
+    for _ in range(bursts):
+        at += rng.uniform(120, 3600)
+        for index in range(rng.randint(1, 6)):
+            requests.append(TraceRequest(at + 20 * index))
+    return requests
+
+
+def expected_idle(arrivals: list[float], idle: float, end: float) -> tuple[float, int, int]:
+    """Billed seconds, cold starts, cold hits of `idle:` on one endpoint, asleep at first: a request
+    to a sleeping endpoint wakes it (billed from the end of `pending`), waits until it runs, and the
+    endpoint sleeps `idle` seconds after the last activity (a request's start or end)."""
+    billed, starts, hits = 0.0, 0, 0
+    cycle = False
+    bill_from = ready = last = 0.0
+    for at in arrivals:
+        if cycle and at >= last + idle:
+            billed += last + idle - bill_from
+            cycle = False
+        if not cycle:
+            cycle, starts, hits = True, starts + 1, hits + 1
+            bill_from, ready = at + PENDING, at + PENDING + COLD
+            last = ready
+        elif at < ready:
+            hits += 1
+        else:
+            last = at
+    if cycle:
+        billed += min(end, last + idle) - bill_from
+    return billed, starts, hits
+
+
+def expected_oracle(arrivals: list[float]) -> tuple[float, int]:
+    """The oracle by its definition, gap by gap: the cheaper of staying up and waking just in time."""
+    stay_up_or_wake = [min(after - before, COLD) for before, after in itertools.pairwise(arrivals)]
+    starts = 1 + sum(1 for before, after in itertools.pairwise(arrivals) if after - before > COLD)
+    return COLD + sum(stay_up_or_wake), starts
+
+
+@pytest.fixture(scope="module")
+def replayed() -> tuple[list[TraceRequest], dict[str, dict[str, float]], float]:
+    trace = bursty_trace()
+    policies = [parse_policy(text) for text in ("idle:15m", "idle:5m", "oracle", "always")]
+    setup = setup_for(trace, [SPEC], COLD, policies)
+    return trace, replay(trace, setup, policies)["policies"], setup.end
+
+
+@pytest.mark.parametrize(("policy", "idle"), [("idle:15m", 900.0), ("idle:5m", 300.0)])
+def test_idle_policies_bill_start_and_hit_as_the_model_says(
+    replayed: tuple[list[TraceRequest], dict[str, dict[str, float]], float], policy: str, idle: float
+) -> None:
+    trace, figures, end = replayed
+    billed, starts, hits = expected_idle([request.at for request in trace], idle, end)
+    got = figures[policy]
+    assert got["billed_seconds"] == pytest.approx(billed, rel=0.03)
+    assert got["cold_starts"] == pytest.approx(starts, rel=0.02, abs=1)
+    assert got["cold_hits"] == pytest.approx(hits, rel=0.02, abs=1)
+    assert got["cost"] == pytest.approx(got["billed_seconds"] * 5.0 / 3600, rel=1e-6)
+    assert got["requests"] == len(trace) and got["failed"] == 0
+    assert COLD <= got["added_wait_max"] <= COLD + 15  # a cold start's wait, and no more
+
+
+def test_the_oracle_and_always(
+    replayed: tuple[list[TraceRequest], dict[str, dict[str, float]], float],
+) -> None:
+    trace, figures, end = replayed
+    billed, starts = expected_oracle([request.at for request in trace])
+    assert figures["oracle"]["billed_seconds"] == pytest.approx(billed, rel=1e-6)
+    assert figures["oracle"]["cold_starts"] == starts and figures["oracle"]["cold_hits"] == 0
+    always = figures["always"]
+    assert always["cold_starts"] == 1 and always["saved"] == 0
+    first_billed = trace[0].at - 60 + PENDING  # woken at the start of the period
+    assert always["billed_seconds"] == pytest.approx(end - first_billed, rel=0.01)
+    assert figures["oracle"]["cost"] < figures["idle:5m"]["cost"] < always["cost"]
+    assert figures["idle:15m"]["cold_hits"] < figures["idle:5m"]["cold_hits"]
+    assert figures["idle:5m"]["saved"] == pytest.approx(always["cost"] - figures["idle:5m"]["cost"], abs=1e-5)
+
+
+def test_the_oracle_formula_on_a_small_case() -> None:
+    assert oracle_billing([0.0, 100.0, 1000.0], 240.0) == (240.0 + 100.0 + 240.0, 2)
+    assert oracle_billing([], 240.0) == (0.0, 0)
+
+
+def test_a_policy_that_does_not_exist_is_one_clear_line() -> None:
+    with pytest.raises(PolicyError, match="is not a policy: idle:DURATION"):
+        parse_policy("idle:soon")
+    assert parse_policy("idle:90s").auto_sleep == 90 and parse_policy("idle:1.5h").auto_sleep == 5400
+
+
+def test_the_command_prints_a_table_and_json(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.csv"
+    rows = [f"{request.at},120b" for request in bursty_trace(bursts=6)]
+    trace.write_text("timestamp,model\n" + "\n".join(rows) + "\n")
+    env = {"PATH": "/usr/bin:/bin", "CRAZY_GARY_DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)}
+    run = [
+        sys.executable,
+        "-m",
+        "crazy_gary.cli",
+        "replay",
+        str(trace),
+        "--policy",
+        "idle:15m",
+        "--policy",
+        "oracle",
+    ]
+    table = subprocess.run(
+        [*run, "--cold-start", "240"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[1].split()[:3] == ["policy", "cost", "billed_seconds"]
+    as_json = subprocess.run([*run, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    figures = json.loads(as_json.stdout)["policies"]
+    assert set(figures) == {"idle:15m", "oracle"} and figures["oracle"]["cold_hits"] == 0
+    bad = subprocess.run(
+        [*run[:4], str(tmp_path / "nope.csv")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
