@@ -229,7 +229,7 @@ def measure_process(ctx: Context) -> None:
 
 
 def measure_quota(ctx: Context) -> None:
-    """What a quota check (reserve, then settle) costs a request, in process and in Redis."""
+    """What a quota check (the reservation before a request goes upstream) costs, in process and in Redis."""
     count = max(200, ctx.plan.requests * 4)
     for where, redis, target in (("in process", False, 0.1), ("Redis", True, 0.5)):
         row = ctx.report.add(Row(f"quota check p50, {where}", target=f"≤ {target} ms"))
