@@ -149,3 +149,15 @@ def test_a_stream_is_sent_asking_for_its_usage_unless_the_caller_did() -> None:
     assert not parse_api_request(
         b'{"model": "120b", "input": "x", "stream": true}', "responses", resolve
     ).strip_usage
+
+
+def test_a_chat_stream_through_an_endpoint_address_is_asked_for_its_usage_too() -> None:
+    body = b'{"model": "dummy", "messages": [], "stream": true}'
+    chat = parse_endpoint_request("120b", "POST", "/v1/chat/completions", body, {})
+    assert chat.strip_usage and json.loads(chat.body_for("gpt-oss-120b"))["stream_options"] == {
+        "include_usage": True
+    }
+    assert not parse_endpoint_request("120b", "POST", "/generate_stream", body, {}).strip_usage
+    assert not parse_endpoint_request(
+        "120b", "POST", "/v1/chat/completions", body.replace(b"true", b"false"), {}
+    ).strip_usage

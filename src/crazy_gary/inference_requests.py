@@ -172,17 +172,18 @@ def parse_api_request(
         raise BadRequest("The request needs 'model', a string naming an endpoint.")
     _REQUIRED[api](body)
     stream = api != "embeddings" and body.get("stream") is True
-    options = body.get("stream_options")
-    asked = isinstance(options, dict) and options.get("include_usage") is True
-    strip = (
-        stream
-        and api in ("chat", "completions")
-        and not asked
-        and (options is None or isinstance(options, dict))
-    )
+    strip = stream and api in ("chat", "completions") and _usage_not_asked(body)
     return InferenceRequest(
         api, resolve(model), API_PATHS[api], raw, body, stream, caller=caller, strip_usage=strip
     )
+
+
+def _usage_not_asked(body: dict[str, Any]) -> bool:
+    """Whether a stream's body leaves its usage unasked (crazy-gary then asks, and takes it out)."""
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        return False  # the endpoint's to refuse, untouched
+    return not (isinstance(options, dict) and options.get("include_usage") is True)
 
 
 def endpoint_path(raw_path: str, query: str) -> str:
@@ -232,6 +233,9 @@ def parse_endpoint_request(
             parsed = None  # not JSON: passed on as it is
         body = parsed if isinstance(parsed, dict) else None
     stream = body is not None and body.get("stream") is True
+    route = path.split("?", 1)[0].rstrip("/")
+    openai_stream = route.endswith(("/chat/completions", "/v1/completions"))
+    strip = stream and openai_stream and body is not None and _usage_not_asked(body)
     return InferenceRequest(
         "endpoint",
         key,
@@ -242,6 +246,7 @@ def parse_endpoint_request(
         method=method.upper(),
         headers=forwarded_headers(headers),
         caller=caller,
+        strip_usage=strip,
     )
 
 
