@@ -24,7 +24,7 @@ from crazy_gary.replay.hf import ReplayInference, ReplayManagement
 from crazy_gary.replay.policies import Policy
 from crazy_gary.replay.traces import TraceRequest
 
-__all__ = ["Figures", "ReplaySetup", "replay_policy"]
+__all__ = ["Figures", "ReplaySetup", "hourly_price", "replay_policy"]
 
 _WARM = frozenset({EndpointStatus.RUNNING})
 
@@ -136,17 +136,25 @@ async def replay_policy(requests: Sequence[TraceRequest], setup: ReplaySetup, po
     return figures
 
 
+def hourly_price(spec: EndpointSpec, hf: ReplayManagement) -> float:
+    """The endpoint's price per hour: the settings', else HF's published one for its hardware."""
+    if spec.price_per_hour is not None:
+        return spec.price_per_hour
+    record = hf.world.records.get(spec.name or "")
+    if record is None:
+        return 0.0
+    compute = record.spec["compute"]
+    return (
+        price_for(f"{record.spec['provider']['vendor']} {compute['instanceType']} {compute['instanceSize']}")
+        or 0.0
+    )
+
+
 def _bill(figures: Figures, hf: ReplayManagement, setup: ReplaySetup) -> None:
     """Billed seconds and cost over the replay's period, and the starts, from the states entered."""
     for spec in setup.specs:
         history = hf.history.get(spec.name or "", [])
         seconds = billed_seconds(history, setup.start, setup.end)
-        record = hf.world.records.get(spec.name or "")
-        instance = None
-        if record is not None:
-            compute = record.spec["compute"]
-            instance = f"aws {compute['instanceType']} {compute['instanceSize']}"
-        price = spec.price_per_hour if spec.price_per_hour is not None else (price_for(instance) or 0.0)
         figures.billed_seconds += seconds
-        figures.cost += seconds * price / 3600
+        figures.cost += seconds * hourly_price(spec, hf) / 3600
         figures.cold_starts += sum(1 for _, state in history if state == "pending")

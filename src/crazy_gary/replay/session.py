@@ -5,24 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
-from crazy_gary.core.costs import price_for
+from crazy_gary.clock import ManualClock
 from crazy_gary.core.specs import EndpointSpec
+from crazy_gary.replay.hf import ReplayManagement
 from crazy_gary.replay.policies import Policy, oracle_billing
-from crazy_gary.replay.runner import Figures, ReplaySetup, replay_policy
+from crazy_gary.replay.runner import Figures, ReplaySetup, hourly_price, replay_policy
 from crazy_gary.replay.traces import TraceError, TraceRequest
 
 __all__ = ["DEFAULT_COLD_START", "replay", "setup_for"]
 
 DEFAULT_COLD_START = 300.0
 TAIL = 3600.0  # seconds after the last request that are billed too: time for any policy to sleep
-_SEED_PRICES = {
-    "gpt-oss-120b": "aws nvidia-h200 x1",
-    "gpt-oss-20b": "aws nvidia-l4 x1",
-    "bge-small-en": "aws nvidia-t4 x1",
-}
 
 
 def setup_for(
@@ -48,7 +43,7 @@ def setup_for(
         )
     longest = max((policy.auto_sleep for policy in policies), default=0.0)
     return ReplaySetup(
-        specs=[_priced(spec) for spec in managed],
+        specs=managed,
         cold_start=cold_start,
         start=requests[0].at - 60.0,
         end=requests[-1].at + max(TAIL, longest + cold_start + 60.0),
@@ -57,20 +52,16 @@ def setup_for(
     )
 
 
-def _priced(spec: EndpointSpec) -> EndpointSpec:
-    if spec.price_per_hour is not None:
-        return spec
-    return replace(spec, price_per_hour=price_for(_SEED_PRICES.get(spec.name or "")) or 0.0)
-
-
 def _oracle(requests: Sequence[TraceRequest], setup: ReplaySetup) -> Figures:
     figures = Figures(requests=len(requests))
     first = setup.specs[0].key
+    names = [spec.name or "" for spec in setup.specs]
+    hf = ReplayManagement.with_cold_start(ManualClock(), setup.cold_start, names)  # for the prices
     for spec in setup.specs:
         arrivals = [request.at for request in requests if (request.model or first) == spec.key]
         billed, starts = oracle_billing(arrivals, setup.cold_start)
         figures.billed_seconds += billed
-        figures.cost += billed * (spec.price_per_hour or 0.0) / 3600
+        figures.cost += billed * hourly_price(spec, hf) / 3600
         figures.cold_starts += starts
     figures.waits = [0.0] * len(requests)
     return figures
