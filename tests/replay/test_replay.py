@@ -10,10 +10,12 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from crazy_gary.core.specs import EndpointSpec
+from crazy_gary.replay.chart import chart_svg
 from crazy_gary.replay.policies import PolicyError, oracle_billing, parse_policy
 from crazy_gary.replay.session import replay, setup_for
 from crazy_gary.replay.traces import TraceRequest
@@ -145,3 +147,52 @@ def test_the_command_prints_a_table_and_json(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_the_chart_draws_a_labelled_point_per_policy() -> None:
+    """Cost up, cold hits right: the cheapest policy lowest, the one with most cold hits rightmost."""
+    figures = {
+        "idle:5m": {"cost": 10.0, "cold_hits": 50},
+        "oracle": {"cost": 5.0, "cold_hits": 0},
+        "always": {"cost": 40.0, "cold_hits": 1},
+    }
+    drawing = ElementTree.fromstring(chart_svg(figures, "trace <x>: 3 requests"))
+    namespace = {"svg": "http://www.w3.org/2000/svg"}
+    points = {c.get("data-policy"): c for c in drawing.findall("svg:circle", namespace)}
+    assert set(points) == set(figures)
+    y = {name: float(point.get("cy", "0")) for name, point in points.items()}
+    x = {name: float(point.get("cx", "0")) for name, point in points.items()}
+    assert y["always"] < y["idle:5m"] < y["oracle"]  # SVG's y grows downwards
+    assert x["oracle"] < x["always"] < x["idle:5m"]
+    texts = [t.text or "" for t in drawing.findall("svg:text", namespace)]
+    assert "trace <x>: 3 requests" in texts and "oracle: $5.00, 0 cold hits" in texts
+
+
+def test_the_command_draws_the_chart_and_refuses_another_format(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.csv"
+    trace.write_text("timestamp\n" + "\n".join(str(r.at) for r in bursty_trace(bursts=4)) + "\n")
+    env = {"PATH": "/usr/bin:/bin", "CRAZY_GARY_DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)}
+    run = [
+        sys.executable,
+        "-m",
+        "crazy_gary.cli",
+        "replay",
+        str(trace),
+        "--policy",
+        "idle:5m",
+        "--policy",
+        "oracle",
+    ]
+    drawn = subprocess.run(
+        [*run, "--chart", str(tmp_path / "c.svg")], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert drawn.returncode == 0, drawn.stderr
+    circles = ElementTree.parse(tmp_path / "c.svg").getroot().findall("{http://www.w3.org/2000/svg}circle")
+    assert len(circles) == 2
+    refused = subprocess.run(
+        [*run, "--chart", str(tmp_path / "c.png")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (
+        refused.returncode == 2
+        and refused.stderr == "error: --chart: c.png is not an .svg file (the chart is drawn as SVG)\n"
+    )

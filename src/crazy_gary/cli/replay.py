@@ -37,6 +37,9 @@ def replay(
         float | None, typer.Option("--cold-start", min=0, help="Seconds a cold start lasts (default 300).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"policies": {…}} as JSON.')] = False,
+    chart: Annotated[
+        Path | None, typer.Option("--chart", help="Draw cost against cold hits per policy into FILE (.svg).")
+    ] = None,
 ) -> None:
     """Replay TRACE under each policy with the same manager, router and auto-sleep code as serve, on a
     manual clock against the simulator's state machine; print what each billed and made wait."""
@@ -46,6 +49,8 @@ def replay(
     from crazy_gary.replay.session import replay as run
     from crazy_gary.replay.traces import read_trace
 
+    if chart is not None and chart.suffix.lower() != ".svg":
+        fail(f"--chart: {chart.name} is not an .svg file (the chart is drawn as SVG)", exit_code=2)
     try:
         settings = load_settings()
         policies = [parse_policy(text) for text in (policy or DEFAULT_POLICIES)]
@@ -63,6 +68,13 @@ def replay(
         fail(exc.message, exit_code=2)
     except CrazyGaryError as exc:
         fail(exc.message, exit_code=2)
+    if chart is not None:
+        from crazy_gary.replay.chart import chart_svg
+
+        try:
+            chart.write_text(chart_svg(result["policies"], f"{trace.name}: {len(requests):,} requests"))
+        except OSError as exc:
+            fail(f"--chart: cannot write {chart}: {exc.strerror}", exit_code=2)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
