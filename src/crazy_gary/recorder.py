@@ -277,15 +277,24 @@ class Recorder:
     def costs(self) -> dict[str, CostReport]:
         """Each managed endpoint's cost so far, savings and projected month, from the state history."""
         now = self._clock.now()
-        reports: dict[str, CostReport] = {}
+        return {
+            key: cost_report(history, first_seen, now, price)
+            for key, history, first_seen, price in self._managed_histories(now)
+        }
+
+    def _managed_histories(
+        self, unseen: float
+    ) -> list[tuple[str, list[tuple[float, str]], float, float | None]]:
+        """(key, HF state history, first seen, price per hour) of each managed endpoint; `unseen` is
+        the first-seen time of one never seen."""
+        found = []
         for key in self._manager.keys:
             endpoint = self._manager.endpoint(key)
-            if not endpoint.spec.managed:
-                continue
-            history = self._history.get(key, [])
-            first_seen = endpoint.first_seen or (history[0][0] if history else now)
-            reports[key] = cost_report(history, first_seen, now, endpoint.price_per_hour)
-        return reports
+            if endpoint.spec.managed:
+                history = self._history.get(key, [])
+                first_seen = endpoint.first_seen or (history[0][0] if history else unseen)
+                found.append((key, history, first_seen, endpoint.price_per_hour))
+        return found
 
     async def usage_rows(self, since: float, until: float) -> list[UsageRow]:
         """The usage of the hours overlapping [since, until), including what was just counted."""
@@ -294,15 +303,10 @@ class Recorder:
 
     def costs_between(self, since: float, until: float) -> dict[str, EndpointCost]:
         """What each managed endpoint was billed within [since, until], from the state history."""
+        end = min(until, self._clock.now())
         costs: dict[str, EndpointCost] = {}
-        for key in self._manager.keys:
-            endpoint = self._manager.endpoint(key)
-            if not endpoint.spec.managed:
-                continue
-            history = self._history.get(key, [])
-            first_seen = endpoint.first_seen or (history[0][0] if history else until)
-            price = endpoint.price_per_hour
-            seconds = billed_seconds(history, max(since, first_seen), min(until, self._clock.now()))
+        for key, history, first_seen, price in self._managed_histories(until):
+            seconds = billed_seconds(history, max(since, first_seen), end)
             costs[key] = EndpointCost(seconds * (price or 0.0) / 3600, price)
         return costs
 

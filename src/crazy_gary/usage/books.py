@@ -112,30 +112,43 @@ class LocalBook:
         self._count(key, window).used = used
 
 
+# What a window's hash holds, used and reserved, reservations lapsed by `now` left out (and, with
+# `drop`, deleted).
+_TAKEN_IN = """
+local function taken_in(key, now, drop)
+  local taken = tonumber(redis.call('HGET', key, 'used') or '0')
+  local fields = redis.call('HGETALL', key)
+  for j = 1, #fields, 2 do
+    if string.sub(fields[j], 1, 2) == 'r:' then
+      local value = fields[j + 1]
+      local sep = string.find(value, ':', 1, true)
+      if tonumber(string.sub(value, sep + 1)) <= now then
+        if drop then
+          redis.call('HDEL', key, fields[j])
+        end
+      else
+        taken = taken + tonumber(string.sub(value, 1, sep - 1))
+      end
+    end
+  end
+  return taken
+end
+"""
+
 # KEYS: one hash per window. ARGV: reservation, amount, seconds until it lapses, then each window's
 # limit, then each window's expiry (Unix seconds). A hash holds `used` and `r:<reservation>` =
 # "<amount>:<lapses at>". Times are Redis's own (TIME), so replicas whose clocks differ agree.
 # Returns {1} when taken, else {0, index of the window that refused, what it holds}.
-_RESERVE = """
+_RESERVE = (
+    _TAKEN_IN
+    + """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local reservation, amount = ARGV[1], tonumber(ARGV[2])
 local lapses = string.format('%.3f', now + tonumber(ARGV[3]))
 local n = #KEYS
 for i = 1, n do
-  local taken = tonumber(redis.call('HGET', KEYS[i], 'used') or '0')
-  local fields = redis.call('HGETALL', KEYS[i])
-  for j = 1, #fields, 2 do
-    if string.sub(fields[j], 1, 2) == 'r:' then
-      local value = fields[j + 1]
-      local sep = string.find(value, ':', 1, true)
-      if tonumber(string.sub(value, sep + 1)) <= now then
-        redis.call('HDEL', KEYS[i], fields[j])
-      else
-        taken = taken + tonumber(string.sub(value, 1, sep - 1))
-      end
-    end
-  end
+  local taken = taken_in(KEYS[i], now, true)
   if taken + amount > tonumber(ARGV[3 + i]) then
     return {0, i, taken}
   end
@@ -146,6 +159,7 @@ for i = 1, n do
 end
 return {1}
 """
+)
 
 # KEYS: the windows' hashes. ARGV: reservation, tokens used. The reservation goes, the tokens count.
 _SETTLE = """
@@ -159,26 +173,18 @@ return 1
 """
 
 # KEYS: the windows' hashes. What each holds, used and held, lapsed reservations left out.
-_TAKEN = """
+_TAKEN = (
+    _TAKEN_IN
+    + """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local result = {}
 for i = 1, #KEYS do
-  local taken = tonumber(redis.call('HGET', KEYS[i], 'used') or '0')
-  local fields = redis.call('HGETALL', KEYS[i])
-  for j = 1, #fields, 2 do
-    if string.sub(fields[j], 1, 2) == 'r:' then
-      local value = fields[j + 1]
-      local sep = string.find(value, ':', 1, true)
-      if tonumber(string.sub(value, sep + 1)) > now then
-        taken = taken + tonumber(string.sub(value, 1, sep - 1))
-      end
-    end
-  end
-  result[i] = taken
+  result[i] = taken_in(KEYS[i], now, false)
 end
 return result
 """
+)
 
 # KEYS: a window's hash. ARGV: tokens used (the store's figure), expiry. `used` raised to it.
 _FLOOR = """
