@@ -34,6 +34,7 @@ class FakeManagement:
         self.calls: Counter[str] = Counter()
         self.down = False
         self.list_gate: asyncio.Event | None = None  # when set, list answers what it saw, once released
+        self.pause_gate: asyncio.Event | None = None  # when set, a pause takes effect once released
         self.healthy = True  # what a running endpoint's health route answers: 200 (True) or 503
         self.start_on_health = True  # whether a GET of the health route starts a scaled-to-zero endpoint
         self.updates: list[tuple[str, int, int, int]] = []  # (name, min, max, idle minutes)
@@ -98,6 +99,8 @@ class FakeManagement:
     async def pause(self, namespace: str, name: str) -> UpstreamEndpoint:
         self.calls["pause"] += 1
         self._check()
+        if self.pause_gate is not None:
+            await self.pause_gate.wait()
         record = self.records[name]
         record.state = "paused"
         record.min_replica = record.max_replica = 0  # as HF does

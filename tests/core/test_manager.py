@@ -270,6 +270,31 @@ async def test_a_slow_poll_does_not_overwrite_a_newer_answer(
     assert manager.status("20b").hf_state == "scaledToZero"
 
 
+async def test_a_poll_answered_from_before_a_pause_does_not_undo_it(
+    clock: ManualClock, hf: FakeManagement
+) -> None:
+    """A list asked while a pause is under way may be answered from the state before the pause, and
+    arrive after the pause's own answer: it cannot make the endpoint look awake again."""
+    hf.records["gpt-oss-20b"].state = "running"
+    async with HuggingFaceEndpointManager(
+        SPECS, hf, clock, sleep_mode="pause", poll_interval=10, poll_fast_interval=1
+    ) as manager:
+        await clock.settle()
+        assert manager.status("20b").status is RUNNING
+        hf.pause_gate, hf.list_gate = asyncio.Event(), asyncio.Event()
+        manager.sleep("20b")
+        await clock.advance(1)  # the pause was asked; a list asked after it read "running" and hangs
+        assert hf.calls["pause"] == 1
+        assert hf.records["gpt-oss-20b"].state == "running"
+        hf.pause_gate.set()
+        await clock.settle()
+        assert manager.status("20b").status is SLEEPING
+        hf.list_gate.set()
+        await clock.settle()
+        assert manager.status("20b").status is SLEEPING
+        assert manager.status("20b").hf_state == "paused"
+
+
 class _OtherReplicaAsked(Alone):
     """Coordination where another replica has just claimed every wake."""
 

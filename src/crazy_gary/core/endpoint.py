@@ -57,6 +57,8 @@ class Endpoint:
     reported: tuple[str, str | None] | None = None  # (status, hf_state) last told to observers
     keep_running_since: bool = False  # restored after a restart: the first `running` is not a new start
     recover: tuple[str, str | None] | None = None  # (operation, actor) in progress when we stopped
+    # The ticket current when the last reading was applied: a question asked before that answer came
+    # may have been answered from an older state (questions run concurrently at HF), so it is dropped.
     ticket: int = 0
     observed_at: float | None = None  # wall time of the question whose answer is applied (here or shared)
     _updated: asyncio.Event = field(default_factory=asyncio.Event)
@@ -135,14 +137,21 @@ class Endpoint:
 
     # -- changes: the only writers of this record's fields --------------------------------------
     def apply_reading(
-        self, upstream: UpstreamEndpoint | None, error: str | None, *, ticket: int, observed_at: float
+        self,
+        upstream: UpstreamEndpoint | None,
+        error: str | None,
+        *,
+        ticket: int,
+        observed_at: float,
+        answered: int,
     ) -> bool:
         """What the management API said of this endpoint (None: it could not say), for a question
-        asked at wall time `observed_at` with `ticket`; False, and nothing changed, when a later
-        question's answer is already applied (a slow list overtaken by a pause, say)."""
+        asked at wall time `observed_at` with `ticket` and answered when the tickets were at
+        `answered`; False, and nothing changed, for a question asked before the last applied answer
+        came (a slow list overtaken by a pause, or a list read just before the pause took effect)."""
         if ticket < self.ticket:
             return False
-        self.ticket, self.observed_at = ticket, observed_at
+        self.ticket, self.observed_at = answered, observed_at
         self.seen = True
         self.reachable = upstream is not None
         if upstream is not None:

@@ -103,7 +103,8 @@ class StatusPoller:
             self._kicks[endpoint.spec.namespace].set()
 
     def ticket(self) -> int:
-        """Take a number before asking the management API; answers are applied in ticket order."""
+        """Take a number before asking the management API (and one as each answer is applied): an
+        answer is applied only to a question asked after the last applied answer came."""
         return next(self._tickets)
 
     def apply(
@@ -117,12 +118,16 @@ class StatusPoller:
     ) -> None:
         """Record what the management API said (None: it could not say) and tell the waiters.
 
-        An answer to a question asked before the last applied one is stale (a slow list overtaken by
-        a pause, say) and is dropped. `asked_at` is the wall time of the question (now by default).
+        An answer to a question asked before the last applied answer came may be older than it (a
+        slow list overtaken by a pause, or one HF read just before the pause took effect) and is
+        dropped. `asked_at` is the wall time of the question (now by default).
         """
         before = endpoint.status()
         observed_at = self._clock.now() if asked_at is None else asked_at
-        if not endpoint.apply_reading(upstream, error, ticket=ticket, observed_at=observed_at):
+        answered = self.ticket()
+        if not endpoint.apply_reading(
+            upstream, error, ticket=ticket, observed_at=observed_at, answered=answered
+        ):
             return
         self._on_change(endpoint, before)
         endpoint.notify()
