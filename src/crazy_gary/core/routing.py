@@ -10,10 +10,12 @@ woken and the request is held until one runs, up to the primary's wake timeout a
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from crazy_gary.clock import Clock, wait_any
+from crazy_gary.clock import Clock
+from crazy_gary.core.holds import HeldRequests
 from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.core.status import EndpointStatus
 from crazy_gary.errors import NoCapacity
@@ -21,7 +23,6 @@ from crazy_gary.errors import NoCapacity
 __all__ = ["Decision", "FallbackReason", "Router"]
 
 _WAKEABLE = frozenset({EndpointStatus.SLEEPING, EndpointStatus.STARTING, EndpointStatus.STOPPING})
-_RECHECK = 1.0  # seconds: open circuits turn half-open with time, not with an event
 
 
 class FallbackReason(StrEnum):
@@ -56,6 +57,7 @@ class Router:
         self._clock = clock
         self._fallback_wait = fallback_wait
         self._max_pending = max_pending
+        self._held = HeldRequests(clock, self._any_can_serve, lambda key: manager.endpoint(key).updated())
 
     def reason(self, key: str) -> FallbackReason | None:
         """Why `key` cannot serve right now, or None when it can."""
@@ -121,14 +123,16 @@ class Router:
     ) -> Decision | None:
         deadline = self._clock.monotonic() + timeout
         while True:
-            events = [self._manager.endpoint(key).updated() for key in keys]
             decided = self._take(keys, primary, why)
             if decided is not None:
                 return decided
             remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
                 return None
-            await wait_any(self._clock, events, min(remaining, _RECHECK))
+            await self._held.wait(keys, remaining)
+
+    def _any_can_serve(self, keys: Sequence[str]) -> bool:
+        return any(self.reason(key) is None for key in keys)
 
     async def _hold_for_any(self, chain: list[str], primary: str, why: FallbackReason | None) -> Decision:
         wakeable = [key for key in chain if self._wake_for_request(key)]

@@ -102,7 +102,7 @@ async def _send(
 async def replay_policy(requests: Sequence[TraceRequest], setup: ReplaySetup, policy: Policy) -> Figures:
     """Replay `requests` (oldest first; `model` an endpoint key or None: the first endpoint) under
     `policy`, which must run live (not the oracle)."""
-    clock = ManualClock(start=setup.start)
+    clock = ManualClock(start=setup.start, until_idle=True)
     hf = ReplayManagement.with_cold_start(clock, setup.cold_start, [spec.name or "" for spec in setup.specs])
     manager = HuggingFaceEndpointManager(
         setup.specs,

@@ -133,7 +133,11 @@ def run_simulator(config: SimulatorConfig, host: str = "127.0.0.1", port: int = 
         f"Simulated Hugging Face at {origin}/v2 (namespace {config.namespace}, token {config.token})",
         flush=True,
     )
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=_SHUTDOWN_GRACE_SECONDS
+        )
+    )
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:

@@ -1,0 +1,92 @@
+"""Requests held until an endpoint can serve them, each costing one future rather than a loop.
+
+Every held request used to wake at every reading of its endpoints and every second, to look again:
+ten thousand held requests made ten thousand wake-ups a second. Here the requests held on the same
+endpoints share one watcher, which looks after each reading (and each second, for circuits that
+turn half-open with time) and releases them all at once, in order of arrival, when one of the
+endpoints can serve. A held request waits on its future and on its own deadline only.
+
+asyncio has no primitive for "wake these waiters, in order, when a condition over several events
+holds": `asyncio.Condition` would wake every waiter at every reading again, so this is our own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+
+from crazy_gary.clock import Clock, wait_any
+
+__all__ = ["HeldRequests"]
+
+_RECHECK = 1.0  # seconds: open circuits turn half-open with time, not with an event
+
+
+class _Group:
+    """The requests held on one tuple of endpoints, in order of arrival, and their watcher."""
+
+    def __init__(self) -> None:
+        self.waiters: dict[asyncio.Future[None], None] = {}  # a dict: ordered, O(1) removal
+        self.watcher: asyncio.Task[None] | None = None
+
+
+class HeldRequests:
+    """Holds requests on tuples of endpoint keys until `can_serve(keys)` says one of them can serve.
+
+    `updated(key)` is the endpoint's event of the moment (set at its next change).
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        can_serve: Callable[[Sequence[str]], bool],
+        updated: Callable[[str], asyncio.Event],
+    ) -> None:
+        self._clock = clock
+        self._can_serve = can_serve
+        self._updated = updated
+        self._groups: dict[tuple[str, ...], _Group] = {}
+
+    def __len__(self) -> int:
+        return sum(len(group.waiters) for group in self._groups.values())
+
+    async def wait(self, keys: Sequence[str], timeout: float) -> bool:
+        """Wait until one of `keys` may serve (True; the caller looks which) or `timeout` seconds
+        pass (False). Released requests wake in the order they began to wait."""
+        if timeout <= 0:
+            return False
+        group_key = tuple(keys)
+        group = self._groups.setdefault(group_key, _Group())
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        group.waiters[future] = None
+        if group.watcher is None:
+            group.watcher = asyncio.create_task(self._watch(group_key, group), name=f"held:{group_key}")
+        timer = asyncio.ensure_future(self._clock.sleep(timeout))
+        try:
+            await asyncio.wait((future, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            group.waiters.pop(future, None)
+            if not future.done():
+                future.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+        return future.done() and not future.cancelled()
+
+    async def _watch(self, group_key: tuple[str, ...], group: _Group) -> None:
+        """Look after each change of the group's endpoints; release every waiter once one can serve."""
+        try:
+            while group.waiters:
+                events = [self._updated(key) for key in group_key]
+                if self._can_serve(group_key):
+                    released, group.waiters = list(group.waiters), {}
+                    for future in released:
+                        if not future.done():
+                            future.set_result(None)
+                    break
+                await wait_any(self._clock, events, _RECHECK)
+        finally:  # released, or cancelled at shutdown (the waiters then end by their deadlines)
+            group.watcher = None
+            if not group.waiters and self._groups.get(group_key) is group:
+                del self._groups[group_key]

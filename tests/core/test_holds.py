@@ -1,0 +1,93 @@
+"""HeldRequests on the manual clock: one watcher per group of endpoints, release in order of arrival."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from crazy_gary.clock import ManualClock
+from crazy_gary.core.holds import HeldRequests
+
+
+class _Endpoints:
+    """Endpoints that can serve or not, with an event per change, counting how often they are asked."""
+
+    def __init__(self) -> None:
+        self.serving: set[str] = set()
+        self.asked = 0
+        self._events: dict[str, asyncio.Event] = {}
+
+    def can_serve(self, keys: Sequence[str]) -> bool:
+        self.asked += 1
+        return any(key in self.serving for key in keys)
+
+    def updated(self, key: str) -> asyncio.Event:
+        return self._events.setdefault(key, asyncio.Event())
+
+    def change(self, key: str, *, serving: bool) -> None:
+        (self.serving.add if serving else self.serving.discard)(key)
+        self._events.pop(key, asyncio.Event()).set()
+
+
+async def test_thousands_held_are_released_at_once_in_order_of_arrival(clock: ManualClock) -> None:
+    """2,000 requests held for 100 s of readings cost one look per reading (not one per request),
+    and all wake, oldest first, at the reading that says the endpoint serves."""
+    endpoints = _Endpoints()
+    held = HeldRequests(clock, endpoints.can_serve, endpoints.updated)
+    released: list[int] = []
+
+    async def request(number: int) -> None:
+        assert await held.wait(["120b", "20b"], timeout=600)
+        released.append(number)
+
+    tasks = [asyncio.create_task(request(number)) for number in range(2000)]
+    await clock.settle()
+    assert len(held) == 2000
+    for _ in range(100):
+        endpoints.change("120b", serving=False)  # a reading that changes nothing for them
+        await clock.advance(1)
+    assert released == []
+    assert endpoints.asked <= 250  # one watcher: a look per reading and per second
+    endpoints.change("20b", serving=True)
+    await clock.advance(0)
+    await asyncio.gather(*tasks)
+    assert released == list(range(2000))
+    assert len(held) == 0
+
+
+async def test_a_held_request_ends_at_its_deadline_and_leaves_the_others(clock: ManualClock) -> None:
+    """A request whose deadline passes is let go (False); the rest stay held and are released later."""
+    endpoints = _Endpoints()
+    held = HeldRequests(clock, endpoints.can_serve, endpoints.updated)
+    short = asyncio.create_task(held.wait(["120b"], timeout=5))
+    long = asyncio.create_task(held.wait(["120b"], timeout=60))
+    await clock.advance(6)
+    assert short.done() and short.result() is False
+    assert not long.done() and len(held) == 1
+    endpoints.change("120b", serving=True)
+    await clock.advance(0)
+    assert long.result() is True
+
+
+async def test_an_open_circuit_that_turns_half_open_with_time_releases_them(clock: ManualClock) -> None:
+    """No event comes when a circuit turns half-open: the watcher looks again each second by itself."""
+    endpoints = _Endpoints()
+    held = HeldRequests(clock, endpoints.can_serve, endpoints.updated)
+    waiting = asyncio.create_task(held.wait(["120b"], timeout=60))
+    await clock.advance(3)
+    endpoints.serving.add("120b")  # changed without an event
+    await clock.advance(1)
+    assert waiting.result() is True
+
+
+async def test_a_cancelled_request_leaves_nothing_behind(clock: ManualClock) -> None:
+    """A caller that goes away while held is removed, and the group's watcher ends with the last one."""
+    endpoints = _Endpoints()
+    held = HeldRequests(clock, endpoints.can_serve, endpoints.updated)
+    waiting = asyncio.create_task(held.wait(["120b"], timeout=60))
+    await clock.settle()
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    await clock.advance(2)
+    assert len(held) == 0
+    assert clock.sleepers == 0
