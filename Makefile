@@ -38,8 +38,9 @@ typecheck: setup
 browser:
 	@$(PYTHON) scripts/chromium.py
 
+# Two workers (pytest-xdist), a module's tests in one of them: the module fixtures stay shared.
 unit: browser setup
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2 --dist loadscope
 
 test: browser lint typecheck unit
 

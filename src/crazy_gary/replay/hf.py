@@ -30,6 +30,7 @@ class ReplayManagement:
 
     def __init__(self, world: World) -> None:
         self.world = world
+        self._views: dict[tuple[str, str, str], UpstreamEndpoint] = {}
         self.history: dict[str, list[tuple[float, str]]] = {name: [] for name in world.records}
         for name, record in world.records.items():
             self._note(name, record.state(world.now()))
@@ -61,7 +62,16 @@ class ReplayManagement:
         return record
 
     def _view(self, record: EndpointRecord) -> UpstreamEndpoint:
-        return to_upstream(render_endpoint(record, BASE, self.world.now()), self.world.config.namespace)
+        """What HF says of `record`: rendered as the simulator renders it, then read as crazy-gary
+        reads HF, once for each state and scaling it is in (a week's polls would render it 100,000
+        times over; what crazy-gary reads of it holds no time)."""
+        state = record.state(self.world.now())
+        key = (record.name, state, repr(record.scaling))
+        view = self._views.get(key)
+        if view is None:
+            rendered = render_endpoint(record, BASE, self.world.now())
+            view = self._views[key] = to_upstream(rendered, self.world.config.namespace)
+        return view
 
     def _start(self, record: EndpointRecord) -> None:
         """A start: `pending` now, then initializing (billed, as HF bills it) once the pending time

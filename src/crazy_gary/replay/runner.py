@@ -6,6 +6,7 @@ router and auto-sleep code as `serve`, on a manual clock against the simulator's
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import statistics
 from collections.abc import Sequence
@@ -41,7 +42,7 @@ class ReplaySetup:
     fallback_wait: float = 5.0
     wake_timeout: float = 300.0
     max_pending: int = 1_000_000  # a replay holds every request, as a patient caller would
-    poll_interval: float = 10.0
+    poll_interval: float = 600.0
     poll_fast_interval: float = 1.0
 
 
@@ -76,8 +77,8 @@ class Figures:
         }
 
 
-def _body(key: str, request: TraceRequest) -> bytes:
-    stream = request.stream
+@functools.cache
+def _body(key: str, stream: bool) -> bytes:
     return json.dumps({"model": key, "messages": [], "stream": stream, "max_tokens": 1}).encode()
 
 
@@ -86,10 +87,10 @@ async def _send(
 ) -> None:
     """One request of the trace, at its time: whether it met a cold start, what it waited, who served."""
     arrived = clock.monotonic()
-    if engine.manager.status(key).status not in _WARM:
+    if engine.manager.endpoint(key).status() not in _WARM:
         figures.cold_hits += 1
     try:
-        exchange = await engine.open(engine.parse(_body(key, request)))
+        exchange = await engine.open(engine.parse(_body(key, request.stream)))
     except CrazyGaryError:
         figures.failed += 1
         return

@@ -4,7 +4,10 @@ each saved against `always`."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from crazy_gary.clock import ManualClock
@@ -17,6 +20,7 @@ from crazy_gary.replay.traces import TraceError, TraceRequest
 __all__ = ["DEFAULT_COLD_START", "replay", "setup_for"]
 
 DEFAULT_COLD_START = 300.0
+PARALLEL_FROM = 20_000  # requests times live policies from which each policy gets a process
 TAIL = 3600.0  # seconds after the last request that are billed too: time for any policy to sleep
 
 
@@ -67,20 +71,36 @@ def _oracle(requests: Sequence[TraceRequest], setup: ReplaySetup) -> Figures:
     return figures
 
 
+def _replay_live(requests: Sequence[TraceRequest], setup: ReplaySetup, policy: Policy) -> Figures:
+    return asyncio.run(replay_policy(requests, setup, policy))
+
+
+def _replay_all(
+    requests: Sequence[TraceRequest], setup: ReplaySetup, live: Sequence[Policy]
+) -> list[Figures]:
+    """The live policies replayed, side by side in processes of their own when the work is worth
+    it (each replay is one event loop on one core)."""
+    workers = min(len(live), os.cpu_count() or 1)
+    if workers < 2 or len(requests) * len(live) < PARALLEL_FROM:
+        return [_replay_live(requests, setup, policy) for policy in live]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(
+            pool.map(_replay_live, *zip(*[(requests, setup, policy) for policy in live], strict=True))
+        )
+
+
 def replay(
     requests: Sequence[TraceRequest], setup: ReplaySetup, policies: Sequence[Policy]
 ) -> dict[str, Any]:
-    """`{"policies": {name: figures}}` for each policy, `saved` against `always` (replayed too)."""
-    results: dict[str, Figures] = {}
-    for policy in [*policies, *([] if any(p.always for p in policies) else [Policy("always", always=True)])]:
-        results[policy.name] = (
-            _oracle(requests, setup) if policy.oracle else asyncio.run(replay_policy(requests, setup, policy))
-        )
-    always = results["always"]
-    shown = {policy.name for policy in policies}
+    """`{"policies": {name: figures}}` for each policy, `saved` against `always` (whose cost alone,
+    when it is not asked for, is replayed without the requests: it bills the same)."""
+    live = [policy for policy in policies if not policy.oracle]
+    always = next((policy for policy in live if policy.always), None)
+    figures = dict(zip([policy.name for policy in live], _replay_all(requests, setup, live), strict=True))
+    baseline = figures[always.name] if always else _replay_live([], setup, Policy("always", always=True))
     answer: dict[str, Any] = {}
-    for name, figures in results.items():
-        if name in shown:
-            figures.saved = always.cost - figures.cost
-            answer[name] = figures.to_dict()
+    for policy in policies:
+        result = _oracle(requests, setup) if policy.oracle else figures[policy.name]
+        result.saved = baseline.cost - result.cost
+        answer[policy.name] = result.to_dict()
     return {"policies": answer}
