@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
+
+import pytest
 
 from crazy_gary.clock import ManualClock
 from crazy_gary.core.holds import HeldRequests
@@ -91,3 +94,21 @@ async def test_a_cancelled_request_leaves_nothing_behind(clock: ManualClock) -> 
     await clock.advance(2)
     assert len(held) == 0
     assert clock.sleepers == 0
+
+
+async def test_a_watcher_that_fails_says_so_and_lets_its_requests_look_themselves(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unexpected error in the watcher is logged and releases its requests (each then looks at
+    the endpoints itself, and meets the error, rather than hanging until its deadline)."""
+    endpoints = _Endpoints()
+
+    def broken(keys: Sequence[str]) -> bool:
+        raise KeyError(keys[0])
+
+    held = HeldRequests(clock, broken, endpoints.updated)
+    with caplog.at_level(logging.ERROR, logger="crazy_gary.router"):
+        waiting = asyncio.create_task(held.wait(["120b"], timeout=60))
+        await clock.settle()
+    assert waiting.result() is True
+    assert "the watcher of the requests held on 120b failed" in caplog.text

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 
 from crazy_gary.clock import Clock, wait_any
 
 __all__ = ["HeldRequests"]
+
+logger = logging.getLogger("crazy_gary.router")
 
 _RECHECK = 1.0  # seconds: open circuits turn half-open with time, not with an event
 
@@ -74,18 +77,25 @@ class HeldRequests:
                 await timer
         return future.done() and not future.cancelled()
 
+    @staticmethod
+    def _release(group: _Group) -> None:
+        released, group.waiters = list(group.waiters), {}
+        for future in released:
+            if not future.done():
+                future.set_result(None)
+
     async def _watch(self, group_key: tuple[str, ...], group: _Group) -> None:
         """Look after each change of the group's endpoints; release every waiter once one can serve."""
         try:
             while group.waiters:
                 events = [self._updated(key) for key in group_key]
                 if self._can_serve(group_key):
-                    released, group.waiters = list(group.waiters), {}
-                    for future in released:
-                        if not future.done():
-                            future.set_result(None)
+                    self._release(group)
                     break
                 await wait_any(self._clock, events, _RECHECK)
+        except Exception:
+            logger.exception("the watcher of the requests held on %s failed", ", ".join(group_key))
+            self._release(group)
         finally:  # released, or cancelled at shutdown (the waiters then end by their deadlines)
             group.watcher = None
             if not group.waiters and self._groups.get(group_key) is group:
