@@ -201,3 +201,36 @@ def test_quotas_are_read_from_the_toml_file(tmp_path: Path, monkeypatch: pytest.
     settings = load_settings()
     assert settings.quotas == {"alice": QuotaLimit(2000, None), "bob": QuotaLimit(None, 9)}
     assert settings.quota_reserve == 64
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ('warm = ["weekdays 08:00-18:00"]', "endpoints.120b.warm: 'weekdays 08:00-18:00': days are"),
+        ('warm = ["mon-fri 08:00-18:00"]\ntimezone = "Paris"', "'Paris' is not an IANA time zone"),
+        ('timezone = "Europe/Paris"', "endpoints.120b.timezone: is the time zone of warm windows"),
+        ('warm = "mon-fri 08:00-18:00"', "endpoints.120b: warm: Input should be a valid list"),
+    ],
+)
+def test_warm_windows_are_read_from_the_toml_file_or_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table: str, says: str
+) -> None:
+    """`warm` and `timezone` of an endpoint's table become its schedule; a wrong one is one line."""
+    config = tmp_path / "crazy-gary.toml"
+    address = 'url = "demo/gpt-oss-120b"\n'
+    config.write_text(
+        f'[endpoints.120b]\n{address}warm = ["mon-fri 08:30-18:00"]\ntimezone = "Europe/Paris"\n'
+    )
+    monkeypatch.setenv("CRAZY_GARY_CONFIG", str(config))
+    schedule = load_settings().endpoints["120b"].warm
+    assert schedule is not None and (schedule.windows, schedule.timezone) == (
+        ("mon-fri 08:30-18:00",),
+        "Europe/Paris",
+    )
+    monkeypatch.setenv("HF_BASE_URL_120B", "other/big")  # the address from the environment, the rest kept
+    assert load_settings().endpoints["120b"].warm is not None
+    monkeypatch.delenv("HF_BASE_URL_120B")
+    config.write_text(f"[endpoints.120b]\n{address}{table}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert says in raised.value.message and "\n" not in raised.value.message

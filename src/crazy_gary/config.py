@@ -8,6 +8,7 @@ names the variable. Endpoint addresses are parsed here, once, into the core's
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -260,17 +261,12 @@ class Settings(BaseSettings):
                 continue
             namespace, name = parse_endpoint_address(address)
             base = specs.get(key)
-            default = "20b" if key == "120b" and (pair["20b"] or "20b" in entries) else None
-            fallback = base.fallback if base else default
-            specs[key] = EndpointSpec(
-                key=key,
-                url=address,
-                namespace=namespace,
-                name=name,
-                fallback=fallback,
-                price_per_hour=base.price_per_hour if base else None,
-                auto_sleep=base.auto_sleep if base else None,
-                wake_timeout=base.wake_timeout if base else None,
+            if base is None:
+                default = "20b" if key == "120b" and (pair["20b"] or "20b" in entries) else None
+                base = EndpointSpec(key=key, url=address, fallback=default)
+            # the address from the environment, everything else of the file's table kept
+            specs[key] = dataclasses.replace(
+                base, url=address, namespace=namespace, name=name, inference_url=None
             )
         check_fallbacks(specs)
         return specs

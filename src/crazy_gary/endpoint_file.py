@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from crazy_gary.core.schedules import ScheduleError, WarmSchedule, parse_schedule
 from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.errors import ConfigError
 
@@ -55,6 +56,8 @@ class _EndpointEntry(BaseModel):
     price_per_hour: float | None = Field(default=None, ge=0)
     auto_sleep: float | None = Field(default=None, ge=0)
     wake_timeout: float | None = Field(default=None, gt=0)
+    warm: list[str] | None = None
+    timezone: str | None = None
 
     @field_validator("inference_url")
     @classmethod
@@ -105,6 +108,7 @@ def spec_from_entry(key: str, entry: _EndpointEntry) -> EndpointSpec:
         price_per_hour=entry.price_per_hour,
         auto_sleep=entry.auto_sleep,
         wake_timeout=entry.wake_timeout,
+        warm=_schedule(where, entry),
     )
     if entry.url is None:
         return spec
@@ -113,6 +117,20 @@ def spec_from_entry(key: str, entry: _EndpointEntry) -> EndpointSpec:
     except ValueError as exc:
         raise ConfigError(f"{where}.url: {exc}") from None
     return replace(spec, namespace=namespace, name=name)
+
+
+def _schedule(where: str, entry: _EndpointEntry) -> WarmSchedule | None:
+    """The entry's warm windows in its time zone; ConfigError naming the problem."""
+    if entry.warm is None:
+        if entry.timezone is not None:
+            raise ConfigError(f"{where}.timezone: is the time zone of warm windows, and there are none")
+        return None
+    if entry.inference_url is not None:
+        raise ConfigError(f"{where}.warm: an inference_url endpoint is not woken or put to sleep")
+    try:
+        return parse_schedule(entry.warm, entry.timezone or "UTC")
+    except ScheduleError as exc:
+        raise ConfigError(f"{where}.warm: {exc}") from None
 
 
 def check_fallbacks(specs: dict[str, EndpointSpec]) -> None:

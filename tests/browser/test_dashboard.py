@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
 
@@ -16,6 +17,7 @@ from ..integration.conftest import (
     api,
     free_port,
     sim_set,
+    start_server,
     status_of,
     wait_until,
 )
@@ -381,3 +383,22 @@ def test_usage_unavailable_leaves_the_rest_of_the_page_working(page: Page, serve
     expect(page.get_by_role("alert")).to_be_hidden()
     assert api(server, "POST", "/api/endpoints/wake/20b").status_code == 202
     expect(state_of(page, "20b")).to_have_text(re.compile("starting|running"))
+
+
+def test_an_endpoint_in_its_warm_window_is_woken_and_says_until_when(
+    page: Page, simulator: Process, tmp_path: Path
+) -> None:
+    """An endpoint whose `warm` window is open is woken by the schedule at start, and its card says
+    until when it is kept warm; the other endpoint stays asleep."""
+    config = tmp_path / "crazy-gary.toml"
+    config.write_text('[endpoints.20b]\nurl = "demo/gpt-oss-20b"\nwarm = ["daily 00:00-24:00"]\n')
+    server = start_server(simulator, ENDPOINT_AUTO_SLEEP="600", CRAZY_GARY_CONFIG=str(config))
+    try:
+        open_dashboard(page, server)
+        expect(state_of(page, "20b")).to_have_text("running")
+        expect(card(page, "20b").locator(".countdown")).to_contain_text("warm until")
+        expect(state_of(page, "120b")).to_have_text("sleeping")
+        log = api(server, "GET", "/api/endpoints/audit?operation=wake").json()["entries"]
+        assert [(entry["actor"], entry["model_type"]) for entry in log] == [("schedule", "20b")]
+    finally:
+        server.stop()

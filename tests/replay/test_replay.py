@@ -196,3 +196,30 @@ def test_the_command_draws_the_chart_and_refuses_another_format(tmp_path: Path) 
         refused.returncode == 2
         and refused.stderr == "error: --chart: c.png is not an .svg file (the chart is drawn as SVG)\n"
     )
+
+
+def test_a_schedule_keeps_its_windows_warm_and_is_idle_15m_outside() -> None:
+    """`schedule:` wakes the endpoint at each window's start and keeps it up to the window's end, so
+    the requests inside a window meet no cold start; outside it behaves as `idle:15m`."""
+    day = 1_794_960_000.0  # 2026-11-18 00:00 UTC, a Wednesday
+    early = [TraceRequest(day + 7 * 3600)]  # 07:00, before the window
+    inside = [TraceRequest(day + 9.5 * 3600 + 600 * n) for n in range(6)]  # 09:30 to 10:20
+    late = [TraceRequest(day + 20 * 3600)]  # 20:00, after it
+    requests = early + inside + late
+    policies = [parse_policy("schedule:wed 09:00-12:00"), parse_policy("idle:15m")]
+    figures = replay(requests, setup_for(requests, [SPEC], COLD, policies), policies)["policies"]
+    scheduled, idle = figures["schedule:wed 09:00-12:00"], figures["idle:15m"]
+    assert (scheduled["cold_starts"], scheduled["cold_hits"]) == (3, 2)  # 07:00, 09:00 (no hit), 20:00
+    assert (idle["cold_starts"], idle["cold_hits"]) == (3, 3)
+    # 07:00 and 20:00 as idle:15m bills them; up from 09:00 (after `pending`) until 12:00
+    expected = 2 * (COLD + 900) + 3 * 3600 - PENDING
+    assert scheduled["billed_seconds"] == pytest.approx(expected, abs=5)
+
+
+def test_a_schedule_policy_says_what_is_wrong_with_it() -> None:
+    with pytest.raises(PolicyError, match="'schedule:someday 08:00-09:00': 'someday 08:00-09:00': days are"):
+        parse_policy("schedule:someday 08:00-09:00")
+    with pytest.raises(PolicyError, match="is not an IANA time zone"):
+        parse_policy("schedule:mon 08:00-09:00@Nowhere/Land")
+    paris = parse_policy("schedule:mon-fri 08:30-18:00;sat 10:00-12:00@Europe/Paris")
+    assert paris.warm is not None and paris.warm.timezone == "Europe/Paris" and len(paris.warm.windows) == 2

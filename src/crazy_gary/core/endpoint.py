@@ -291,7 +291,9 @@ class Endpoint:
             since = self.loading_since  # billed while its model loads, however long that takes
         else:
             return None
-        return max(since, self.last_activity or 0.0) + self.auto_sleep
+        due = max(since, self.last_activity or 0.0) + self.auto_sleep
+        warm_until = self.spec.warm.warm_until(due) if self.spec.warm is not None else None
+        return due if warm_until is None else warm_until  # not put to sleep inside a warm window
 
     def load_problem(self, now: float) -> str | None:
         """Why an endpoint HF reports running has not counted as running for longer than a wake may take."""
@@ -382,4 +384,5 @@ class Endpoint:
             timed_out=self.timed_out and self.failure is not None,
             hf_message=upstream.message if upstream and self.reachable else None,
             hf_scale_to_zero_timeout=upstream.scale_to_zero_timeout if upstream else None,
+            warm_until=self.spec.warm.warm_until(now) if self.spec.warm is not None else None,
         )

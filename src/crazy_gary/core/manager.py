@@ -26,6 +26,7 @@ from crazy_gary.core.scaling import IdleTimerSetting, ScalingKeeper, set_idle_ti
 from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.core.status import EndpointStatus, EndpointView
 from crazy_gary.core.supervisor import ErrorHook, Supervisor, stop
+from crazy_gary.core.warmups import ScheduledWakes
 from crazy_gary.errors import EndpointNotFound, ManagementError
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class HuggingFaceEndpointManager:
         self._recovery: asyncio.Task[None] | None = None
         self._pricing: asyncio.Task[None] | None = None
         self._configuring: asyncio.Task[None] | None = None
+        self._scheduled: asyncio.Task[None] | None = None
 
     def _build_parts(
         self,
@@ -168,10 +170,14 @@ class HuggingFaceEndpointManager:
             self._configuring = supervisor.once(
                 "idle-timers", lambda: set_idle_timers(endpoints, self._clock, self._scaling)
             )
+            wakes = ScheduledWakes(
+                endpoints, self._clock, lambda key, actor: self.wake(key, actor=actor), lambda: self.leading
+            )
+            self._scheduled = supervisor.loop("warm-up schedule", wakes.run_pass) if wakes.needed else None
 
     async def close(self) -> None:
         """Cancel and await every background task (one that ended with an error is logged)."""
-        await stop([*self._operations, self._recovery, self._pricing, self._configuring])
+        await stop([*self._operations, self._recovery, self._pricing, self._configuring, self._scheduled])
         if self._sync is not None:
             await self._sync.close()
         await self._autosleep.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crazy_gary.core.schedules import WarmSchedule
+
 __all__ = ["EndpointSpec"]
 
 
@@ -12,7 +14,8 @@ class EndpointSpec:
     """One endpoint crazy-gary knows, by key (`120b`).
 
     Managed endpoints have `namespace`/`name` on Hugging Face; unmanaged ones only an `inference_url`.
-    `auto_sleep` and `wake_timeout` (seconds) override the settings' defaults when given.
+    `auto_sleep` and `wake_timeout` (seconds) override the settings' defaults when given; `warm`
+    holds the windows it is kept awake in (`crazy_gary.core.schedules`).
     """
 
     key: str
@@ -24,6 +27,7 @@ class EndpointSpec:
     price_per_hour: float | None = None
     auto_sleep: float | None = None
     wake_timeout: float | None = None
+    warm: WarmSchedule | None = None
 
     @property
     def managed(self) -> bool:

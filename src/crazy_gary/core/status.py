@@ -93,6 +93,7 @@ class EndpointView:
     timed_out: bool = False
     hf_message: str | None = None
     hf_scale_to_zero_timeout: int | None = None
+    warm_until: float | None = None  # the end of the warm window it is in (wall time)
     task: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,4 +121,5 @@ class EndpointView:
             "error": self.error,
             "hf_message": self.hf_message,
             "hf_scale_to_zero_timeout": self.hf_scale_to_zero_timeout,
+            "warm_until": _whole(self.warm_until),
         }

@@ -1,7 +1,9 @@
 """The auto-sleep policies a trace can be replayed under, and the oracle, their lower bound.
 
 `idle:DURATION` sleeps after that long without a request (`idle:15m`, `idle:90s`, `idle:1h`);
-`always` never sleeps; `oracle` knows every arrival in advance and, for each idle gap, stays up or
+`always` never sleeps; `schedule:WINDOWS[@ZONE]` keeps the endpoints the trace asks for awake in the
+windows (`;` between them, as `warm` has them: `schedule:mon-fri 08:30-18:00@Europe/Paris`) and is
+`idle:15m` outside them; `oracle` knows every arrival in advance and, for each idle gap, stays up or
 sleeps and wakes just in time, whichever is billed less: no request meets a cold start, and nothing
 costs less without making one wait.
 """
@@ -13,12 +15,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from crazy_gary.core.schedules import ScheduleError, WarmSchedule, parse_schedule
 from crazy_gary.errors import CrazyGaryError
 
 __all__ = ["DEFAULT_POLICIES", "Policy", "PolicyError", "oracle_billing", "parse_policy"]
 
 DEFAULT_POLICIES = ("idle:15m", "oracle", "always")
 _DURATION = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>s|m|h)?$")
+_SCHEDULE_OUTSIDE = 900.0  # a schedule is idle:15m outside its windows
 _UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -36,6 +40,7 @@ class Policy:
     auto_sleep: float = 0.0
     always: bool = False
     oracle: bool = False
+    warm: WarmSchedule | None = None
 
 
 def parse_policy(text: str) -> Policy:
@@ -46,13 +51,23 @@ def parse_policy(text: str) -> Policy:
     if name == "oracle":
         return Policy(name, oracle=True)
     kind, _, value = name.partition(":")
+    if kind == "schedule":
+        windows, _, zone = value.partition("@")
+        try:
+            schedule = parse_schedule([w for w in windows.split(";") if w.strip()], zone.strip() or "UTC")
+        except ScheduleError as exc:
+            raise PolicyError(f"'{name[:60]}': {exc}") from None
+        if not schedule.windows:
+            raise PolicyError(f"'{name[:60]}': a schedule needs a window, e.g. schedule:mon-fri 08:30-18:00")
+        return Policy(name, auto_sleep=_SCHEDULE_OUTSIDE, warm=schedule)
     match = _DURATION.match(value)
     if kind == "idle" and match is not None:
         seconds = float(match["number"]) * _UNIT[match["unit"]]
         if seconds > 0:
             return Policy(name, auto_sleep=seconds)
     raise PolicyError(
-        f"'{name[:40]}' is not a policy: idle:DURATION (idle:15m, idle:90s, idle:1h), always or oracle"
+        f"'{name[:40]}' is not a policy: idle:DURATION (idle:15m, idle:90s, idle:1h), "
+        "schedule:WINDOWS[@ZONE] (schedule:mon-fri 08:30-18:00), always or oracle"
     )
 
 

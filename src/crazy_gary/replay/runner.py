@@ -10,7 +10,7 @@ import functools
 import json
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from crazy_gary.clock import ManualClock
@@ -106,7 +106,7 @@ async def replay_policy(requests: Sequence[TraceRequest], setup: ReplaySetup, po
     clock = ManualClock(start=setup.start, until_idle=True)
     hf = ReplayManagement.with_cold_start(clock, setup.cold_start, [spec.name or "" for spec in setup.specs])
     manager = HuggingFaceEndpointManager(
-        setup.specs,
+        _scheduled(setup.specs, requests, policy),
         hf,
         clock,
         wake_timeout=setup.wake_timeout,
@@ -135,6 +135,18 @@ async def replay_policy(requests: Sequence[TraceRequest], setup: ReplaySetup, po
         await asyncio.gather(*tasks)
     _bill(figures, hf, setup)
     return figures
+
+
+def _scheduled(
+    specs: Sequence[EndpointSpec], requests: Sequence[TraceRequest], policy: Policy
+) -> list[EndpointSpec]:
+    """The endpoints, those the trace asks for with the policy's warm windows (a fallback the trace
+    does not name is left to sleep)."""
+    if policy.warm is None:
+        return list(specs)
+    first = specs[0].key
+    asked = {request.model or first for request in requests}
+    return [replace(spec, warm=policy.warm) if spec.key in asked else spec for spec in specs]
 
 
 def hourly_price(spec: EndpointSpec, hf: ReplayManagement) -> float:

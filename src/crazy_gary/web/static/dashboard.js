@@ -475,7 +475,16 @@ function renderCountdown(entry) {
     element.textContent = entry.data.status === "running" ? "never" : "—";
     return;
   }
-  element.textContent = clock(left);
+  element.textContent = clock(left) + warmUntil(entry.data);
+}
+
+// Inside a warm window the endpoint is not put to sleep before the window's end.
+function warmUntil(data) {
+  if (typeof data.warm_until !== "number") {
+    return "";
+  }
+  const end = new Date(data.warm_until * 1000);
+  return ` · warm until ${end.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
 }
 
 function tick() {
