@@ -234,3 +234,29 @@ def test_warm_windows_are_read_from_the_toml_file_or_refused_in_one_line(
     with pytest.raises(ConfigError) as raised:
         load_settings()
     assert says in raised.value.message and "\n" not in raised.value.message
+
+
+def test_an_adaptive_auto_sleep_is_read_with_its_bounds_or_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`auto_sleep = "adaptive"` with `auto_sleep_min`/`auto_sleep_max`; the fixed timer of the
+    settings applies until it has learnt; bounds without it, or out of order, are one line."""
+    config = tmp_path / "crazy-gary.toml"
+    monkeypatch.setenv("CRAZY_GARY_CONFIG", str(config))
+    head = '[endpoints.120b]\nurl = "demo/gpt-oss-120b"\n'
+    config.write_text(head + 'auto_sleep = "adaptive"\nauto_sleep_min = 120\nauto_sleep_max = 1800\n')
+    spec = load_settings().endpoints["120b"]
+    assert spec.adaptive is not None and (spec.adaptive.minimum, spec.adaptive.maximum) == (120, 1800)
+    assert spec.auto_sleep is None  # ENDPOINT_AUTO_SLEEP meanwhile
+    for table, says in (
+        ("auto_sleep = 600\nauto_sleep_max = 1800\n", 'bound auto_sleep = "adaptive" only'),
+        (
+            'auto_sleep = "adaptive"\nauto_sleep_min = 900\nauto_sleep_max = 60\n',
+            "auto_sleep_min is more than",
+        ),
+        ('auto_sleep = "clever"\n', "endpoints.120b: auto_sleep"),
+    ):
+        config.write_text(head + table)
+        with pytest.raises(ConfigError) as raised:
+            load_settings()
+        assert says in raised.value.message and "\n" not in raised.value.message

@@ -9,9 +9,11 @@ import re
 import tomllib
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from crazy_gary.core.adaptive import AdaptiveSettings
 from crazy_gary.core.schedules import ScheduleError, WarmSchedule, parse_schedule
 from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.errors import ConfigError
@@ -54,7 +56,9 @@ class _EndpointEntry(BaseModel):
     inference_url: str | None = None
     fallback: str | None = None
     price_per_hour: float | None = Field(default=None, ge=0)
-    auto_sleep: float | None = Field(default=None, ge=0)
+    auto_sleep: float | Literal["adaptive"] | None = Field(default=None)
+    auto_sleep_min: float | None = Field(default=None, gt=0)
+    auto_sleep_max: float | None = Field(default=None, gt=0)
     wake_timeout: float | None = Field(default=None, gt=0)
     warm: list[str] | None = None
     timezone: str | None = None
@@ -106,9 +110,10 @@ def spec_from_entry(key: str, entry: _EndpointEntry) -> EndpointSpec:
         inference_url=entry.inference_url,
         fallback=entry.fallback,
         price_per_hour=entry.price_per_hour,
-        auto_sleep=entry.auto_sleep,
+        auto_sleep=None if entry.auto_sleep == "adaptive" else entry.auto_sleep,
         wake_timeout=entry.wake_timeout,
         warm=_schedule(where, entry),
+        adaptive=_adaptive(where, entry),
     )
     if entry.url is None:
         return spec
@@ -117,6 +122,26 @@ def spec_from_entry(key: str, entry: _EndpointEntry) -> EndpointSpec:
     except ValueError as exc:
         raise ConfigError(f"{where}.url: {exc}") from None
     return replace(spec, namespace=namespace, name=name)
+
+
+def _adaptive(where: str, entry: _EndpointEntry) -> AdaptiveSettings | None:
+    """`auto_sleep = "adaptive"` with its bounds; ConfigError for bounds without it or out of order."""
+    bounds = (entry.auto_sleep_min, entry.auto_sleep_max)
+    if entry.auto_sleep != "adaptive":
+        if bounds != (None, None):
+            raise ConfigError(
+                f'{where}: auto_sleep_min and auto_sleep_max bound auto_sleep = "adaptive" only'
+            )
+        if isinstance(entry.auto_sleep, float) and entry.auto_sleep < 0:
+            raise ConfigError(f'{where}.auto_sleep: must be 0 or more seconds, or "adaptive"')
+        return None
+    settings = AdaptiveSettings(
+        minimum=entry.auto_sleep_min or AdaptiveSettings.minimum,
+        maximum=entry.auto_sleep_max or AdaptiveSettings.maximum,
+    )
+    if settings.minimum > settings.maximum:
+        raise ConfigError(f"{where}: auto_sleep_min is more than auto_sleep_max")
+    return settings
 
 
 def _schedule(where: str, entry: _EndpointEntry) -> WarmSchedule | None:

@@ -223,3 +223,22 @@ def test_a_schedule_policy_says_what_is_wrong_with_it() -> None:
         parse_policy("schedule:mon 08:00-09:00@Nowhere/Land")
     paris = parse_policy("schedule:mon-fri 08:30-18:00;sat 10:00-12:00@Europe/Paris")
     assert paris.warm is not None and paris.warm.timezone == "Europe/Paris" and len(paris.warm.windows) == 2
+
+
+def test_adaptive_learns_to_sleep_at_once_after_the_last_request_of_a_habit() -> None:
+    """Four days of a nightly batch (40 requests 5 s apart at 02:00) and a morning of requests five
+    minutes apart (10:00-12:00): adaptive learns, from the trace as it goes, that the endpoint may
+    sleep at once after the batch and after noon, and stays up between the morning's requests;
+    it bills less than idle:15m and makes no more requests wait."""
+    day0 = 1_794_960_000.0  # 2026-11-18 00:00 UTC
+    requests = []
+    for day in range(4):
+        midnight = day0 + day * 86400
+        requests += [TraceRequest(midnight + 2 * 3600 + 5 * n) for n in range(40)]
+        requests += [TraceRequest(midnight + 10 * 3600 + 300 * n) for n in range(25)]
+    policies = [parse_policy("adaptive"), parse_policy("idle:15m")]
+    figures = replay(requests, setup_for(requests, [SPEC], COLD, policies), policies)["policies"]
+    adaptive, idle = figures["adaptive"], figures["idle:15m"]
+    assert adaptive["cold_hits"] <= idle["cold_hits"]
+    # each day after the first: about 14 minutes less twice (after the batch and after noon)
+    assert adaptive["billed_seconds"] < idle["billed_seconds"] - 3 * 2 * 600

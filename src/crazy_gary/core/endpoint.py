@@ -8,11 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from crazy_gary.core.adaptive import AdaptiveIdle
 from crazy_gary.core.breaker import CircuitBreaker
 from crazy_gary.core.costs import price_for
 from crazy_gary.core.ports import PersistedEndpoint, UpstreamEndpoint
 from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.core.status import HF_ASLEEP, HF_FAILED, EndpointStatus, EndpointView, HfState, status_from_hf
+
+_COLD_START_GUESS = 300.0  # seconds, until the endpoint's own cold start has been measured
 
 __all__ = ["Endpoint", "Operation"]
 
@@ -29,6 +32,8 @@ class Endpoint:
     wake_timeout: float
     breaker: CircuitBreaker
     live_prices: dict[str, float] = field(default_factory=dict)  # shared by the manager's endpoints
+    adaptive: AdaptiveIdle | None = None  # the learnt idle time, for `auto_sleep = "adaptive"`
+    last_arrival: float | None = None  # wall time a request last asked for it (for adaptive)
     upstream: UpstreamEndpoint | None = None
     reachable: bool = False
     seen: bool = False
@@ -176,6 +181,16 @@ class Endpoint:
         """An unmanaged endpoint's health route answered (or not)."""
         self.seen, self.reachable, self.poll_error = True, healthy, error
 
+    def request_arrived(self, now: float) -> None:
+        """A request asked for this endpoint (served by it or not): the gap since its last
+        activity or request is what adaptive auto-sleep learns from."""
+        if self.adaptive is None:
+            return
+        began = max(self.last_activity or 0.0, self.last_arrival or 0.0)
+        if began and self.in_flight == 0:
+            self.adaptive.observe_gap(began, now - began)
+        self.last_arrival = now
+
     def request_began(self, now: float) -> None:
         if self.in_flight == 0:
             self.busy_since = now
@@ -291,9 +306,19 @@ class Endpoint:
             since = self.loading_since  # billed while its model loads, however long that takes
         else:
             return None
-        due = max(since, self.last_activity or 0.0) + self.auto_sleep
+        began = max(since, self.last_activity or 0.0)
+        due = began + self.idle_time(began)
         warm_until = self.spec.warm.warm_until(due) if self.spec.warm is not None else None
         return due if warm_until is None else warm_until  # not put to sleep inside a warm window
+
+    def idle_time(self, began: float) -> float:
+        """Seconds without a request before auto-sleep, for idleness that began at `began`: the
+        fixed timer, or what the endpoint's own gaps call for (`crazy_gary.core.adaptive`)."""
+        if self.adaptive is None:
+            return self.auto_sleep
+        cold_start = self.cold_start if self.cold_start is not None else _COLD_START_GUESS
+        learnt = self.adaptive.idle_time(began, cold_start)
+        return self.auto_sleep if learnt is None else learnt
 
     def load_problem(self, now: float) -> str | None:
         """Why an endpoint HF reports running has not counted as running for longer than a wake may take."""

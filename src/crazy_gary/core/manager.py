@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from crazy_gary.clock import Clock, wait_event
+from crazy_gary.core.adaptive import AdaptiveIdle
 from crazy_gary.core.autosleep import AutoSleeper
 from crazy_gary.core.breaker import CircuitBreaker
 from crazy_gary.core.endpoint import Endpoint, Operation
@@ -71,6 +72,7 @@ class HuggingFaceEndpointManager:
                 wake_timeout=spec.wake_timeout if spec.wake_timeout is not None else wake_timeout,
                 breaker=CircuitBreaker(clock, failures_to_open=breaker_failures, cooldown=breaker_cooldown),
                 live_prices=self._prices,
+                adaptive=AdaptiveIdle(spec.adaptive) if spec.adaptive is not None else None,
             )
             for spec in specs
         }

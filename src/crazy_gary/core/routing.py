@@ -78,6 +78,8 @@ class Router:
 
         `exclude` holds endpoints that already failed this request; `why` is then the reason to report.
         """
+        if not exclude:  # a request's first routing, not its retry elsewhere
+            self._manager.endpoint(primary).request_arrived(self._clock.now())
         chain = [key for key in self._manager.chain(primary) if key not in exclude]
         first = self._take(chain[:1], primary, why)
         if first is not None:

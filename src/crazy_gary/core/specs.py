@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crazy_gary.core.adaptive import AdaptiveSettings
 from crazy_gary.core.schedules import WarmSchedule
 
 __all__ = ["EndpointSpec"]
@@ -28,6 +29,7 @@ class EndpointSpec:
     auto_sleep: float | None = None
     wake_timeout: float | None = None
     warm: WarmSchedule | None = None
+    adaptive: AdaptiveSettings | None = None  # `auto_sleep = "adaptive"`: learnt, within its bounds
 
     @property
     def managed(self) -> bool:

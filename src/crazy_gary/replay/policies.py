@@ -3,7 +3,8 @@
 `idle:DURATION` sleeps after that long without a request (`idle:15m`, `idle:90s`, `idle:1h`);
 `always` never sleeps; `schedule:WINDOWS[@ZONE]` keeps the endpoints the trace asks for awake in the
 windows (`;` between them, as `warm` has them: `schedule:mon-fri 08:30-18:00@Europe/Paris`) and is
-`idle:15m` outside them; `oracle` knows every arrival in advance and, for each idle gap, stays up or
+`idle:15m` outside them; `adaptive` learns the idle time from the trace's own gaps as it goes, as
+`auto_sleep = "adaptive"` does live; `oracle` knows every arrival in advance and, for each idle gap, stays up or
 sleeps and wakes just in time, whichever is billed less: no request meets a cold start, and nothing
 costs less without making one wait.
 """
@@ -15,6 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from crazy_gary.core.adaptive import AdaptiveSettings
 from crazy_gary.core.schedules import ScheduleError, WarmSchedule, parse_schedule
 from crazy_gary.errors import CrazyGaryError
 
@@ -22,7 +24,7 @@ __all__ = ["DEFAULT_POLICIES", "Policy", "PolicyError", "oracle_billing", "parse
 
 DEFAULT_POLICIES = ("idle:15m", "oracle", "always")
 _DURATION = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>s|m|h)?$")
-_SCHEDULE_OUTSIDE = 900.0  # a schedule is idle:15m outside its windows
+_FALLBACK_IDLE = 900.0  # a schedule is idle:15m outside its windows; adaptive, until it has learnt
 _UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -41,6 +43,7 @@ class Policy:
     always: bool = False
     oracle: bool = False
     warm: WarmSchedule | None = None
+    adaptive: AdaptiveSettings | None = None
 
 
 def parse_policy(text: str) -> Policy:
@@ -50,6 +53,8 @@ def parse_policy(text: str) -> Policy:
         return Policy(name, always=True)
     if name == "oracle":
         return Policy(name, oracle=True)
+    if name == "adaptive":
+        return Policy(name, auto_sleep=_FALLBACK_IDLE, adaptive=AdaptiveSettings())
     kind, _, value = name.partition(":")
     if kind == "schedule":
         windows, _, zone = value.partition("@")
@@ -59,7 +64,7 @@ def parse_policy(text: str) -> Policy:
             raise PolicyError(f"'{name[:60]}': {exc}") from None
         if not schedule.windows:
             raise PolicyError(f"'{name[:60]}': a schedule needs a window, e.g. schedule:mon-fri 08:30-18:00")
-        return Policy(name, auto_sleep=_SCHEDULE_OUTSIDE, warm=schedule)
+        return Policy(name, auto_sleep=_FALLBACK_IDLE, warm=schedule)
     match = _DURATION.match(value)
     if kind == "idle" and match is not None:
         seconds = float(match["number"]) * _UNIT[match["unit"]]
@@ -67,7 +72,7 @@ def parse_policy(text: str) -> Policy:
             return Policy(name, auto_sleep=seconds)
     raise PolicyError(
         f"'{name[:40]}' is not a policy: idle:DURATION (idle:15m, idle:90s, idle:1h), "
-        "schedule:WINDOWS[@ZONE] (schedule:mon-fri 08:30-18:00), always or oracle"
+        "schedule:WINDOWS[@ZONE] (schedule:mon-fri 08:30-18:00), adaptive, always or oracle"
     )
 
 

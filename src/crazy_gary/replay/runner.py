@@ -140,13 +140,16 @@ async def replay_policy(requests: Sequence[TraceRequest], setup: ReplaySetup, po
 def _scheduled(
     specs: Sequence[EndpointSpec], requests: Sequence[TraceRequest], policy: Policy
 ) -> list[EndpointSpec]:
-    """The endpoints, those the trace asks for with the policy's warm windows (a fallback the trace
-    does not name is left to sleep)."""
-    if policy.warm is None:
+    """The endpoints, those the trace asks for with the policy's warm windows or adaptive idle time
+    (a fallback the trace does not name keeps the fixed timer)."""
+    if policy.warm is None and policy.adaptive is None:
         return list(specs)
     first = specs[0].key
     asked = {request.model or first for request in requests}
-    return [replace(spec, warm=policy.warm) if spec.key in asked else spec for spec in specs]
+    return [
+        replace(spec, warm=policy.warm, adaptive=policy.adaptive) if spec.key in asked else spec
+        for spec in specs
+    ]
 
 
 def hourly_price(spec: EndpointSpec, hf: ReplayManagement) -> float:
