@@ -142,6 +142,9 @@ def test_the_command_prints_a_table_and_json(tmp_path: Path) -> None:
     as_json = subprocess.run([*run, "--json"], env=env, capture_output=True, text=True, timeout=120)
     figures = json.loads(as_json.stdout)["policies"]
     assert set(figures) == {"idle:15m", "oracle"} and figures["oracle"]["cold_hits"] == 0
+    assert figures["oracle"]["vs_oracle"] == 1.0
+    ratio = figures["idle:15m"]["cost"] / figures["oracle"]["cost"]
+    assert figures["idle:15m"]["vs_oracle"] == pytest.approx(ratio, abs=0.001)
     bad = subprocess.run(
         [*run[:4], str(tmp_path / "nope.csv")], env=env, capture_output=True, text=True, timeout=60
     )

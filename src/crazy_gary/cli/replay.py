@@ -22,6 +22,7 @@ _COLUMNS = (
     "failed",
     "added_wait_p95",
     "saved",
+    "vs_oracle",
 )
 
 
@@ -103,6 +104,8 @@ def _cell(name: str, value: float | int | None) -> str:
         return "-"
     if name in ("cost", "saved"):
         return f"${value:,.2f}"
+    if name == "vs_oracle":
+        return f"{value:.2f}x"
     if isinstance(value, float):
         return f"{value:,.1f}"
     return f"{value:,}"

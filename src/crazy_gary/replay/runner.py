@@ -59,6 +59,7 @@ class Figures:
     failed: int = 0
     waits: list[float] = field(default_factory=list, repr=False)
     saved: float | None = None
+    vs_oracle: float | None = None  # cost over the oracle's: how far from the least it could cost
 
     def to_dict(self) -> dict[str, Any]:
         waits = sorted(self.waits) or [0.0]
@@ -74,6 +75,7 @@ class Figures:
             "added_wait_p95": round(waits[min(len(waits) - 1, int(0.95 * len(waits)))], 3),
             "added_wait_max": round(waits[-1], 3),
             "saved": None if self.saved is None else round(self.saved, 6),
+            "vs_oracle": None if self.vs_oracle is None else round(self.vs_oracle, 3),
         }
 
 

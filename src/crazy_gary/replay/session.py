@@ -93,14 +93,17 @@ def replay(
     requests: Sequence[TraceRequest], setup: ReplaySetup, policies: Sequence[Policy]
 ) -> dict[str, Any]:
     """`{"policies": {name: figures}}` for each policy, `saved` against `always` (whose cost alone,
-    when it is not asked for, is replayed without the requests: it bills the same)."""
+    when it is not asked for, is replayed without the requests: it bills the same) and `vs_oracle`,
+    its cost over the oracle's."""
     live = [policy for policy in policies if not policy.oracle]
     always = next((policy for policy in live if policy.always), None)
     figures = dict(zip([policy.name for policy in live], _replay_all(requests, setup, live), strict=True))
     baseline = figures[always.name] if always else _replay_live([], setup, Policy("always", always=True))
+    oracle = _oracle(requests, setup)
     answer: dict[str, Any] = {}
     for policy in policies:
         result = _oracle(requests, setup) if policy.oracle else figures[policy.name]
         result.saved = baseline.cost - result.cost
+        result.vs_oracle = result.cost / oracle.cost if oracle.cost > 0 else None
         answer[policy.name] = result.to_dict()
     return {"policies": answer}
