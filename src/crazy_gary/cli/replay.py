@@ -32,7 +32,11 @@ def replay(
     ],
     policy: Annotated[
         list[str] | None,
-        typer.Option("--policy", help="idle:DURATION (idle:15m), always or oracle; again for more."),
+        typer.Option(
+            "--policy",
+            help="idle:DURATION (idle:15m), schedule:WINDOWS[@ZONE], adaptive, always or oracle; "
+            "again for more [default: idle:15m, adaptive, oracle, always].",
+        ),
     ] = None,
     cold_start: Annotated[
         float | None, typer.Option("--cold-start", min=0, help="Seconds a cold start lasts (default 300).")

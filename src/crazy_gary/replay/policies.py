@@ -22,7 +22,7 @@ from crazy_gary.errors import CrazyGaryError
 
 __all__ = ["DEFAULT_POLICIES", "Policy", "PolicyError", "oracle_billing", "parse_policy"]
 
-DEFAULT_POLICIES = ("idle:15m", "oracle", "always")
+DEFAULT_POLICIES = ("idle:15m", "adaptive", "oracle", "always")
 _DURATION = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>s|m|h)?$")
 _FALLBACK_IDLE = 900.0  # a schedule is idle:15m outside its windows; adaptive, until it has learnt
 _UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
