@@ -25,6 +25,17 @@ def at(day: int, hour: float, zone: dt.tzinfo = dt.UTC) -> float:
     return (midnight + dt.timedelta(hours=hour)).timestamp()
 
 
+def scheduled(windows: list[str]) -> EndpointSpec:
+    """The simulator's gpt-oss-120b, kept warm in `windows` (UTC)."""
+    return EndpointSpec(
+        key="120b",
+        url="demo/gpt-oss-120b",
+        namespace="demo",
+        name="gpt-oss-120b",
+        warm=parse_schedule(windows),
+    )
+
+
 def test_windows_by_day_range_list_and_past_midnight() -> None:
     """A range wraps the week, a list names days, and a window whose end is not after its start
     ends the next day; windows that meet are one."""
@@ -59,18 +70,12 @@ def test_a_wrong_window_or_zone_says_what_is_wrong(windows: list[str], zone: str
         parse_schedule(windows, zone)
 
 
-async def test_a_week_of_office_windows_wakes_and_sleeps_by_the_schedule(clock: ManualClock) -> None:
+async def test_a_week_of_office_windows_wakes_and_sleeps_by_the_schedule() -> None:
     """Monday to Friday 09:00-17:00 with a 15-minute auto-sleep and no request: woken at 09:00 by
     `schedule` each working day, kept up until 17:00, asleep at the weekend; a week in milliseconds."""
     clock = ManualClock(start=MONDAY)
     hf = FakeManagement(clock, {"gpt-oss-120b": "scaledToZero"})
-    spec = EndpointSpec(
-        key="120b",
-        url="demo/gpt-oss-120b",
-        namespace="demo",
-        name="gpt-oss-120b",
-        warm=parse_schedule(["mon-fri 09:00-17:00"]),
-    )
+    spec = scheduled(["mon-fri 09:00-17:00"])
     events: list[ManagerEvent] = []
     async with HuggingFaceEndpointManager(
         [spec], hf, clock, auto_sleep=900, poll_interval=300, poll_fast_interval=1
@@ -93,13 +98,7 @@ async def test_inside_a_window_the_status_says_until_when_and_an_operators_sleep
     obeyed (the schedule wakes once per window, at its start)."""
     clock = ManualClock(start=at(0, 8))
     hf = FakeManagement(clock, {"gpt-oss-120b": "scaledToZero"})
-    spec = EndpointSpec(
-        key="120b",
-        url="demo/gpt-oss-120b",
-        namespace="demo",
-        name="gpt-oss-120b",
-        warm=parse_schedule(["mon 09:00-17:00"]),
-    )
+    spec = scheduled(["mon 09:00-17:00"])
     async with HuggingFaceEndpointManager(
         [spec], hf, clock, poll_interval=300, poll_fast_interval=1
     ) as manager:
