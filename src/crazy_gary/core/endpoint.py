@@ -14,6 +14,7 @@ from crazy_gary.core.costs import price_for
 from crazy_gary.core.ports import PersistedEndpoint, UpstreamEndpoint
 from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.core.status import HF_ASLEEP, HF_FAILED, EndpointStatus, EndpointView, HfState, status_from_hf
+from crazy_gary.core.views import endpoint_view
 
 _COLD_START_GUESS = 300.0  # seconds, until the endpoint's own cold start has been measured
 
@@ -377,37 +378,4 @@ class Endpoint:
 
     def view(self, now: float) -> EndpointView:
         """A frozen picture of this endpoint at wall time `now`."""
-        due = self.sleep_due()
-        upstream = self.upstream
-        instance = upstream.instance if upstream else None
-        price = self.price_per_hour
-        return EndpointView(
-            key=self.key,
-            status=self.status(),
-            url=self.spec.url,
-            last_activity=self.last_activity,
-            wake_time=self.wake_time,
-            sleep_time=self.sleep_time,
-            auto_sleep_in=None if due is None else max(0.0, due - now),
-            hf_state=self.hf_state,
-            name=self.spec.name,
-            namespace=self.spec.namespace,
-            model=upstream.repository if upstream else None,
-            task=upstream.task if upstream else None,
-            instance=instance,
-            price_per_hour=price,
-            managed=self.spec.managed,
-            in_flight=self.in_flight + self.in_flight_elsewhere,
-            pending=self.pending,
-            circuit=self.breaker.state.value,
-            operation=self.operation,
-            error=self.failure
-            or self.last_error
-            or self.poll_error
-            or self.hf_failure
-            or self.load_problem(now),
-            timed_out=self.timed_out and self.failure is not None,
-            hf_message=upstream.message if upstream and self.reachable else None,
-            hf_scale_to_zero_timeout=upstream.scale_to_zero_timeout if upstream else None,
-            warm_until=self.spec.warm.warm_until(now) if self.spec.warm is not None else None,
-        )
+        return endpoint_view(self, now)
