@@ -293,11 +293,13 @@ def test_an_endpoint_gone_cold_behind_our_back_still_answers(simulator: Process)
     """An endpoint that scaled to zero since it was last read answers 503 and starts; the request is
     not failed (and the circuit not charged): it waits for the cold start and is served by it."""
     # Running before the gateway starts, and no operation of ours (not even HF's idle timer set at
-    # start): once read, the endpoint is not read again for a minute.
+    # start): once read running, the endpoint is read once more at most, 5 s later (its model was
+    # loading at the first reading), then not for a minute.
     sim_set(simulator, "endpoints/gpt-oss-20b", state="running")
     gateway = start_server(
         simulator,
         CRAZY_GARY_POLL_INTERVAL="60",
+        CRAZY_GARY_POLL_FAST_INTERVAL="5",
         CRAZY_GARY_RETRY_ATTEMPTS="2",
         CRAZY_GARY_HF_SCALE_TO_ZERO="off",
     )
