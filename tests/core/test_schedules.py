@@ -110,3 +110,17 @@ async def test_inside_a_window_the_status_says_until_when_and_an_operators_sleep
         await clock.advance(3600)
         assert manager.status("120b").status is EndpointStatus.SLEEPING
         assert hf.calls["starts"] == 1
+
+
+def test_hfs_own_idle_timer_outlasts_the_longest_warm_window_and_adaptive_maximum() -> None:
+    """HF's idle timer (the safety net, `auto`) is set past the longest time crazy-gary may keep the
+    endpoint up without a request, else HF would put it to sleep inside a warm window."""
+    from crazy_gary.core.adaptive import AdaptiveSettings
+    from crazy_gary.core.scaling import longest_idle, wanted_idle_timer
+
+    office = scheduled(["mon-fri 09:00-17:00", "fri 17:00-20:00"])
+    assert parse_schedule(["mon-fri 09:00-17:00", "fri 17:00-20:00"]).longest_window() == 11 * 3600
+    assert wanted_idle_timer("auto", longest_idle(office, 900)) == 11 * 60 + 15
+    adaptive = EndpointSpec(key="a", url="demo/a", adaptive=AdaptiveSettings(maximum=3600))
+    assert wanted_idle_timer("auto", longest_idle(adaptive, 900)) == 60 + 15
+    assert longest_idle(office, 0) == 0  # never put to sleep: HF's timer stays off

@@ -93,7 +93,7 @@ class HeldRequests:
                     self._release(group)
                     break
                 await wait_any(self._clock, events, _RECHECK)
-        except Exception:
+        except Exception:  # deliberate: any failure is logged, and the held requests look themselves
             logger.exception("the watcher of the requests held on %s failed", ", ".join(group_key))
             self._release(group)
         finally:  # released, or cancelled at shutdown (the waiters then end by their deadlines)

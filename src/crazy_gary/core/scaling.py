@@ -19,16 +19,30 @@ from crazy_gary.core.endpoint import Endpoint
 from crazy_gary.core.events import ManagerEvent
 from crazy_gary.core.poller import StatusPoller
 from crazy_gary.core.ports import ManagementAPI, UpstreamEndpoint
+from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.core.status import HfState
 from crazy_gary.errors import ManagementError
 
-__all__ = ["IdleTimerSetting", "ScalingKeeper", "set_idle_timers", "wanted_idle_timer"]
+__all__ = ["IdleTimerSetting", "ScalingKeeper", "longest_idle", "set_idle_timers", "wanted_idle_timer"]
 
 logger = logging.getLogger("crazy_gary.manager")
 
 IdleTimerSetting = str  # "auto", "off" or a whole number of minutes, as CRAZY_GARY_HF_SCALE_TO_ZERO says
 _MARGIN_MINUTES = 15  # HF's timer runs this long past crazy-gary's auto-sleep under `auto`
 ACTOR = "crazy-gary"
+
+
+def longest_idle(spec: EndpointSpec, auto_sleep: float) -> float:
+    """Seconds crazy-gary may keep the endpoint up without a request: its auto-sleep, the longest
+    an adaptive one may learn, the longest warm window. HF's own timer must not fire before."""
+    if auto_sleep <= 0:
+        return 0.0
+    longest = auto_sleep
+    if spec.adaptive is not None:
+        longest = max(longest, spec.adaptive.maximum)
+    if spec.warm is not None:
+        longest = max(longest, spec.warm.longest_window())
+    return longest
 
 
 def wanted_idle_timer(setting: IdleTimerSetting, auto_sleep: float) -> int | None:
@@ -59,7 +73,7 @@ class ScalingKeeper:
         """At start: HF's idle timer as the setting wants it (a paused endpoint waits for its resume,
         when its counts are put back anyway)."""
         upstream = endpoint.upstream
-        wanted = wanted_idle_timer(self._setting, endpoint.auto_sleep)
+        wanted = wanted_idle_timer(self._setting, longest_idle(endpoint.spec, endpoint.auto_sleep))
         if (
             upstream is None
             or wanted is None
@@ -85,7 +99,7 @@ class ScalingKeeper:
             low, high = 0, 1
         else:
             return True
-        wanted = wanted_idle_timer(self._setting, endpoint.auto_sleep)
+        wanted = wanted_idle_timer(self._setting, longest_idle(endpoint.spec, endpoint.auto_sleep))
         timeout = wanted if wanted is not None else upstream.scale_to_zero_timeout
         if (*counts, upstream.scale_to_zero_timeout) == (low, high, timeout):
             return True

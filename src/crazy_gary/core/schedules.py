@@ -18,6 +18,7 @@ __all__ = ["DAYS", "ScheduleError", "WarmSchedule", "parse_schedule"]
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WINDOW = re.compile(r"^(?P<days>[a-z,-]+)\s+(?P<start>\d{1,2}:\d{2})-(?P<end>\d{1,2}:\d{2})$")
+_A_MONDAY = 1_793_577_600.0  # 2026-11-02 00:00 UTC: any week does
 _LOOK_AHEAD_DAYS = 8  # every window of a week starts within this many days of any moment
 
 
@@ -74,6 +75,17 @@ class WarmSchedule:
         """The end of the window `now` is in, or None."""
         window = self.window_at(now)
         return None if window is None else window[1]
+
+    def longest_window(self) -> float:
+        """Seconds of the longest window of a week (windows that meet or overlap count as one)."""
+        longest, current = 0.0, None
+        for start, end in self._spans(_A_MONDAY):
+            if current is not None and start <= current[1]:
+                current = (current[0], max(current[1], end))
+            else:
+                current = (start, end)
+            longest = max(longest, current[1] - current[0])
+        return longest
 
     def next_start(self, now: float) -> float | None:
         """The first window start after `now`, or None without windows."""

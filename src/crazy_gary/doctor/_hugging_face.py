@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from crazy_gary.config import Settings
 from crazy_gary.core.costs import price_for
 from crazy_gary.core.ports import ManagementAPI, UpstreamEndpoint
-from crazy_gary.core.scaling import wanted_idle_timer
+from crazy_gary.core.scaling import longest_idle, wanted_idle_timer
 from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.core.status import HF_FAILED, HfState
 from crazy_gary.doctor._check import Check, error, ok, warn
@@ -79,7 +79,7 @@ async def _endpoint_checks(
         detail = f"no endpoint {spec.name} in {spec.namespace} (it has: {others})"
         return [error(f"{spec.key} endpoint", detail, f"check {_where_configured(settings, spec)}")]
     auto_sleep = spec.auto_sleep if spec.auto_sleep is not None else settings.auto_sleep
-    wanted = wanted_idle_timer(settings.hf_scale_to_zero, auto_sleep)
+    wanted = wanted_idle_timer(settings.hf_scale_to_zero, longest_idle(spec, auto_sleep))
     checks = [
         _state_check(spec.key, upstream),
         _replica_check(spec.key, upstream, auto_sleep, wanted, settings.hf_scale_to_zero),
