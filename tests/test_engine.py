@@ -283,6 +283,78 @@ async def test_every_api_falls_back_on_its_own_path(api: str, field: str, value:
         assert [event.api for event in h.events] == [api]
 
 
+API_BODIES = {
+    "chat": {"messages": [{"role": "user", "content": "hi"}]},
+    "completions": {"prompt": "Once"},
+    "responses": {"input": "hi"},
+    "embeddings": {"input": ["a"]},
+}
+
+
+def request_of(h: Harness, api: str, *, stream: bool = False) -> InferenceRequest:
+    body = {"model": "120b", **API_BODIES[api], **({"stream": True} if stream else {})}
+    return h.engine.parse(json.dumps(body).encode(), api)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("api", list(API_BODIES))
+async def test_every_api_is_retried_counted_and_leased_like_chat(api: str) -> None:
+    """503, 503, 200 on any API: one answer, three calls, two retries counted, activity at its
+    start and end, nothing left in flight."""
+    async with harness() as h:
+        h.inference.script(PRIMARY, 503, 503)
+        before = h.manager.status("120b").last_activity
+        await h.clock.advance(7)
+        exchange = await h.run(h.engine.open(request_of(h, api)))
+        assert (exchange.served_by, exchange.response.status) == ("120b", 200)
+        assert h.manager.status("120b").in_flight == 1
+        await exchange.aclose()
+        assert h.inference.calls[PRIMARY] == 3
+        (event,) = h.events
+        assert (event.api, event.retries) == (api, 2)
+        status = h.manager.status("120b")
+        assert status.in_flight == 0 and status.last_activity != before
+
+
+@pytest.mark.parametrize("api", list(API_BODIES))
+async def test_every_api_opens_the_circuit_and_falls_back(api: str) -> None:
+    """Two failures of the primary on any API open its circuit; the next request goes to the
+    fallback with `circuit_open` and never reaches the primary."""
+    async with harness() as h:
+        h.inference.script(PRIMARY, 500, 500)
+        for _ in range(2):
+            exchange = await h.run(h.engine.open(request_of(h, api)))
+            assert (exchange.served_by, exchange.fallback_reason) == ("20b", "primary_error")
+            await exchange.aclose()
+        assert h.manager.status("120b").circuit == "open"
+        exchange = await h.run(h.engine.open(request_of(h, api)))
+        assert (exchange.served_by, exchange.fallback_reason) == ("20b", "circuit_open")
+        await exchange.aclose()
+        assert h.inference.calls[PRIMARY] == 2
+
+
+@pytest.mark.parametrize("api", ["completions", "responses"])
+async def test_a_stream_of_any_api_cut_midway_is_not_retried(api: str) -> None:
+    """A completions or Responses stream broken off after its first bytes is not sent again."""
+    async with harness() as h:
+        chunks = (b"event: response.created\ndata: {}\n\n", b'data: {"n": 2}\n\n')
+        h.inference.script(PRIMARY, FakeAnswer(chunks=chunks, cut="connect"))
+        exchange = await h.run(h.engine.open(request_of(h, api, stream=True)))
+        got: list[bytes] = []
+
+        async def read() -> None:
+            async for chunk in exchange.aiter_bytes():
+                got.append(chunk)
+
+        with pytest.raises(UpstreamError):
+            await read()
+        await exchange.aclose()
+        assert tuple(got) == chunks
+        assert h.inference.calls[PRIMARY] == 1 and h.inference.calls.get(FALLBACK, 0) == 0
+        (event,) = h.events
+        assert (event.api, event.stream, event.upstream_errors) == (api, True, ("connect",))
+        assert h.manager.status("120b").in_flight == 0
+
+
 async def test_an_endpoint_address_keeps_method_path_and_headers_but_not_the_callers_key() -> None:
     """A request to an endpoint's address goes with its method, path and query, its end-to-end
     headers and HF's token in place of the caller's key."""

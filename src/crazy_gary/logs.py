@@ -275,12 +275,28 @@ def configure_logging(
     stream = stream if stream is not None else sys.stderr
     redactor = Redactor([*(secrets_of(settings) if settings is not None else ()), *secrets])
     as_json = json if json is not None else not _is_terminal(stream)
+    _install_root_handler(stream, _formatter(redactor, as_json=as_json), level)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    return redactor
+
+
+def _formatter(redactor: Redactor, *, as_json: bool) -> structlog.stdlib.ProcessorFormatter:
+    """The one chain every record goes through: context, level, time, traceback, redaction."""
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if as_json
         else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
+    return structlog.stdlib.ProcessorFormatter(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.stdlib.add_log_level,
@@ -293,6 +309,10 @@ def configure_logging(
             renderer,
         ],
     )
+
+
+def _install_root_handler(stream: TextIO, formatter: logging.Formatter, level: int | str) -> None:
+    """Our handler alone on the root logger (replacing an earlier one); libraries propagate to it."""
     handler = _Handler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
@@ -309,17 +329,6 @@ def configure_logging(
     quiet = logging.WARNING if root.getEffectiveLevel() >= logging.INFO else logging.NOTSET
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(quiet)
-    structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
-    return redactor
 
 
 def flush_logs(timeout: float = _FLUSH_WAIT) -> None:

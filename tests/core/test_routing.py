@@ -146,6 +146,27 @@ async def test_no_capacity_after_the_wake_timeout_with_retry_after(
     assert raised.value.retry_after >= 1
 
 
+async def test_a_hold_ends_as_soon_as_every_endpoint_it_waits_for_has_failed(
+    manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
+) -> None:
+    """Both endpoints fail while a request is held for them: NoCapacity at their next reading, not
+    at the wake timeout (nothing changes a failed endpoint until an operator acts)."""
+    hf.records["gpt-oss-20b"].state = "scaledToZero"
+    hf.cold_start = 10_000
+    await clock.advance(10)
+    pending = asyncio.create_task(router(manager, clock, fallback_wait=1).route("120b"))
+    await clock.advance(5)
+    assert not pending.done()
+    hf.records["gpt-oss-120b"].state = "failed"
+    await clock.advance(2)
+    assert not pending.done()  # the fallback may still start
+    hf.records["gpt-oss-20b"].state = "failed"
+    await clock.advance(2)
+    assert pending.done()
+    with pytest.raises(NoCapacity):
+        await pending
+
+
 async def test_max_pending_refuses_at_once(
     manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
 ) -> None:

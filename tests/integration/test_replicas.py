@@ -409,8 +409,12 @@ def test_a_daily_quota_holds_across_two_replicas(
         before = sim_calls(simulator)["gpt-oss-20b"]["inference"]
         body = {"model": "20b", "messages": [{"role": "user", "content": "Why sleep?"}], "max_tokens": 40}
 
+        refusals: list[tuple[str, int]] = []  # (code, Retry-After seconds) of each 429
+
         def ask(index: int, key: str = USER_KEY) -> tuple[int, int]:
             answer = api((first, second)[index % 2], "POST", "/v1/chat/completions", key=key, json=body)
+            if answer.status_code == 429:
+                refusals.append((answer.json()["code"], int(answer.headers["Retry-After"])))
             return answer.status_code, answer.json()["usage"][
                 "total_tokens"
             ] if answer.status_code == 200 else 0
@@ -420,6 +424,8 @@ def test_a_daily_quota_holds_across_two_replicas(
         through = [used for status, used in answers if status == 200]
         assert sum(through) <= 2000 and len(through) >= 15
         assert {status for status, _ in answers if status != 200} == {429}
+        assert len(refusals) == 60 - len(through)
+        assert all(code == "quota_exceeded" and 1 <= wait <= 86_400 for code, wait in refusals)
         assert sim_calls(simulator)["gpt-oss-20b"]["inference"] - before == len(through)
         with ThreadPoolExecutor(10) as pool:
             assert {status for status, _ in pool.map(lambda i: ask(i, OPERATOR_KEY), range(10))} == {200}

@@ -304,9 +304,20 @@ async def test_even_an_unexpected_error_says_nosniff() -> None:
 # --- request limits ---------------------------------------------------------------------------------
 
 
-async def test_a_body_declared_too_large_is_413_at_once(api: Api) -> None:
-    """A 30 MiB body with its Content-Length gets 413 `body_too_large`; the server stays healthy."""
-    response = await api.http.post("/v1/chat/completions", content=b"x" * (30 * MIB), headers=bearer(USER))
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/responses",
+        "/v1/embeddings",
+        "/endpoints/120b/v1/chat/completions",
+    ],
+)
+async def test_a_body_declared_too_large_is_413_at_once(api: Api, path: str) -> None:
+    """A 30 MiB body with its Content-Length gets 413 `body_too_large` on every inference route and
+    an endpoint's address; the server stays healthy."""
+    response = await api.http.post(path, content=b"x" * (30 * MIB), headers=bearer(USER))
     assert_error(response, 413, "body_too_large")
     assert (await api.get("/healthz", key=None)).status_code == 200
     assert (await api.get("/api/endpoints/status")).status_code == 200
@@ -318,13 +329,14 @@ def _chunks(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
 
 
 async def test_a_chunked_body_too_large_is_413(api: Api) -> None:
-    """A 30 MiB chunked body gets 413 once the count passes the limit; the server stays healthy."""
+    """A 30 MiB chunked body (to an endpoint's address) gets 413 once the count passes the limit;
+    the server stays healthy."""
 
     async def body() -> AsyncIterator[bytes]:
         for chunk in _chunks(30 * MIB):
             yield chunk
 
-    response = await api.http.post("/v1/chat/completions", content=body(), headers=bearer(USER))
+    response = await api.http.post("/endpoints/120b/v1/completions", content=body(), headers=bearer(USER))
     assert "content-length" not in response.request.headers
     assert_error(response, 413, "body_too_large")
     assert (await api.get("/healthz", key=None)).status_code == 200

@@ -5,6 +5,7 @@ one manual clock (a cold start takes no real time)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,45 @@ async def test_a_held_responses_stream_falls_back_with_heartbeats(served: Served
     assert "event: response.completed" in lines
 
 
-async def test_a_responses_stream_nothing_can_serve_ends_with_an_error_the_client_raises(
-    served: Served,
-) -> None:
+async def test_a_held_responses_stream_nothing_can_serve_ends_with_an_error_event(served: Served) -> None:
+    """A Responses stream held while both endpoints sleep: when both fail, the held stream (its
+    200 and heartbeats already sent) ends at once with the API's own `error` event, `no_capacity`."""
+    for name, key in (("gpt-oss-120b", "120b"), ("gpt-oss-20b", "20b")):
+        await served.sim_set(f"endpoints/{name}", state="scaledToZero")
+        await served.until(lambda key=key: is_status(served, key, "sleeping"))
+    lines: list[str] = []
+
+    async def streamed() -> int:
+        async with served.http.stream(
+            "POST",
+            f"{served.url}/v1/responses",
+            json={"model": "120b", "input": "hi", "stream": True},
+            headers=served.auth,
+        ) as answer:
+            async for line in answer.aiter_lines():
+                lines.append(line)
+            return answer.status_code
+
+    stream = asyncio.ensure_future(streamed())
+    await served.until(lambda: _holding(lines))
+    for name in ("gpt-oss-120b", "gpt-oss-20b"):
+        await served.sim_set(f"endpoints/{name}", state="failed")
+    failed_at = served.clock.now()
+    assert await served.run(stream, within=60) == 200
+    assert served.clock.now() - failed_at < 30  # as soon as both are read failed, not at the wake timeout
+    assert lines[0] == ": waiting for 120b"
+    events = [line for line in lines if line.startswith("event: ")]
+    assert events == ["event: error"]
+    error = json.loads(lines[lines.index("event: error") + 1].removeprefix("data: "))
+    assert error["type"] == "error" and error["code"] == "no_capacity"
+
+
+async def _holding(lines: list[str]) -> bool:
+    return bool(lines)
+
+
+async def test_a_responses_stream_nothing_can_serve_is_an_error_the_client_raises(served: Served) -> None:
+    """Both endpoints failed before the request: a 503 in the JSON error shape, which `openai` raises."""
     await served.sim_set("endpoints/gpt-oss-120b", state="failed")
     await served.sim_set("endpoints/gpt-oss-20b", state="failed")
     await served.until(lambda: is_status(served, "20b", "error"))
@@ -95,8 +132,9 @@ async def test_a_responses_stream_nothing_can_serve_ends_with_an_error_the_clien
         async for _ in stream:
             pass
 
-    with pytest.raises(openai.APIError):
+    with pytest.raises(openai.APIStatusError) as refused:
         await served.run(streamed())
+    assert refused.value.status_code == 503
 
 
 async def test_embeddings_of_a_scaled_to_zero_endpoint_wake_it_once(served: Served) -> None:
@@ -179,3 +217,14 @@ async def test_models_say_what_each_endpoint_serves(served: Served) -> None:
     assert models["120b"].model_extra is not None
     assert models["120b"].model_extra["apis"] == ["chat", "completions", "responses"]
     assert models["120b"].model_extra["address"] == "/endpoints/120b"
+
+
+async def test_the_openapi_schema_documents_every_inference_route(served: Served) -> None:
+    """Every API of the gateway and an endpoint's address, each method of it, are in `/openapi.json`."""
+    paths = (await served.http.get(f"{served.url}/openapi.json")).json()["paths"]
+    for path in ("/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings"):
+        assert paths[path]["post"]["tags"] == ["gateway"], path
+        assert "requestBody" in paths[path]["post"]
+    address = paths["/endpoints/{key}/{path}"]
+    assert {"get", "post", "put", "delete"} <= set(address)
+    assert [p["name"] for p in address["post"]["parameters"]] == ["key", "path"]

@@ -97,6 +97,21 @@ async def test_refused_attempts_are_audited_without_the_key(api: Api) -> None:
         assert key not in text
 
 
+async def test_a_refused_inference_call_is_audited_as_its_api(api: Api) -> None:
+    """A call to any inference API without a key is audited under that API's name."""
+    paths = {
+        "/v1/chat/completions": "chat",
+        "/v1/completions": "completions",
+        "/v1/responses": "responses",
+        "/v1/embeddings": "embeddings",
+        "/endpoints/120b/v1/chat/completions": "endpoint",
+    }
+    for path in paths:
+        assert (await api.post(path, key=None)).status_code == 401
+    refused = [e for e in await entries(api, f"?limit={len(paths)}") if not e["success"]]
+    assert [e["operation"] for e in reversed(refused)] == list(paths.values())
+
+
 async def test_state_changes_are_audited(api: Api) -> None:
     """Every state change seen upstream is in the log, with HF's state; `running` at HF while the
     model loads is a change of its own, before the endpoint runs."""

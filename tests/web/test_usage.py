@@ -68,6 +68,29 @@ async def test_three_answers_and_a_stream_are_counted_exactly(served: Served) ->
         await served.http.get(f"{served.url}/metrics", headers={"Authorization": f"Bearer {OPERATOR}"})
     ).text
     assert f'crazy_gary_tokens_total{{endpoint="120b",key="bob",kind="prompt"}} {float(prompt)}' in metrics
+    assert (
+        f'crazy_gary_tokens_total{{endpoint="120b",key="bob",kind="completion"}} {float(written)}' in metrics
+    )
+
+
+async def test_embeddings_are_counted_against_their_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An embeddings answer's prompt tokens go to the key that asked, on the embedding endpoint."""
+    bge = '[endpoints.bge]\nurl = "demo/bge-small-en"\n'
+    async with serve_with_simulator(monkeypatch, tmp_path, bge) as served:
+        client = served.openai(ALICE)
+        first = await served.run(client.embeddings.create(model="bge", input=["cheap GPUs", "naps"]))
+        second = await served.run(client.embeddings.create(model="bge", input="sleeping models"))
+        counted = row(await usage(served), "alice", "bge")
+        assert first.usage.prompt_tokens > 0
+        expected = first.usage.prompt_tokens + second.usage.prompt_tokens
+        assert (counted["requests"], counted["prompt_tokens"], counted["completion_tokens"]) == (
+            2,
+            expected,
+            0,
+        )
+        assert not [r for r in (await usage(served))["rows"] if r["key"] == "bob"]
 
 
 async def test_a_stream_that_asks_for_its_usage_keeps_it(served: Served) -> None:

@@ -39,3 +39,25 @@ class ManagerEvent:
     hf_state: str | None = None
     request_id: str | None = None
     details: Mapping[str, Any] | None = None  # what an operation did, for the audit log
+
+    @classmethod
+    def operation_done(
+        cls,
+        key: str,
+        operation: str,
+        actor: str,
+        error: str | None,
+        request_id: str | None,
+        sent: list[str],
+    ) -> ManagerEvent:
+        """An operation's end: its error if it failed, and what a wake sent to start the endpoint."""
+        return cls(
+            "operation_done",
+            key,
+            operation=operation,
+            actor=actor,
+            success=error is None,
+            error=error,
+            request_id=request_id,
+            details={"sent": sent} if sent else None,
+        )

@@ -385,18 +385,7 @@ class HuggingFaceEndpointManager:
                 self._state_changed(endpoint, before)
                 endpoint.notify()
                 self._autosleep.kick()
-        self._emit(
-            ManagerEvent(
-                "operation_done",
-                endpoint.key,
-                operation=operation,
-                actor=actor,
-                success=error is None,
-                error=error,
-                request_id=request_id,
-                details={"sent": sent} if sent else None,
-            )
-        )
+        self._emit(ManagerEvent.operation_done(endpoint.key, operation, actor, error, request_id, sent))
         if error is not None:
             logger.warning("%s of %s failed: %s", operation, endpoint.key, error)
 

@@ -4,7 +4,8 @@ A running primary serves at once. A sleeping or starting one is woken (one wake 
 shared with the manager) and the request waits up to `fallback_wait` for it before the first
 running fallback answers. When nothing in the chain runs, every wakeable endpoint of the chain is
 woken and the request is held until one runs, up to the primary's wake timeout and at most
-`max_pending` held requests per endpoint; past either, `NoCapacity` with a Retry-After estimate.
+`max_pending` held requests per endpoint; past either, or when every endpoint it waits for has
+failed, `NoCapacity` with a Retry-After estimate.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Router:
         self._clock = clock
         self._fallback_wait = fallback_wait
         self._max_pending = max_pending
-        self._held = HeldRequests(clock, self._any_can_serve, lambda key: manager.endpoint(key).updated())
+        self._held = HeldRequests(clock, self._settled, lambda key: manager.endpoint(key).updated())
 
     def reason(self, key: str) -> FallbackReason | None:
         """Why `key` cannot serve right now, or None when it can."""
@@ -129,12 +130,17 @@ class Router:
             if decided is not None:
                 return decided
             remaining = deadline - self._clock.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._all_failed(keys):
                 return None
             await self._held.wait(keys, remaining)
 
-    def _any_can_serve(self, keys: Sequence[str]) -> bool:
-        return any(self.reason(key) is None for key in keys)
+    def _settled(self, keys: Sequence[str]) -> bool:
+        """A hold ends when one of `keys` can serve, or when all are in error: nothing will change
+        then until an operator acts, and waiting out the wake timeout would only keep the caller."""
+        return any(self.reason(key) is None for key in keys) or self._all_failed(keys)
+
+    def _all_failed(self, keys: Sequence[str]) -> bool:
+        return all(self._manager.endpoint(key).status() is EndpointStatus.ERROR for key in keys)
 
     async def _hold_for_any(self, chain: list[str], primary: str, why: FallbackReason | None) -> Decision:
         wakeable = [key for key in chain if self._wake_for_request(key)]

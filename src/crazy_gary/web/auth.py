@@ -11,6 +11,7 @@ from fastapi import Request
 
 from crazy_gary._structlog import structlog
 from crazy_gary.config import ApiKey, Role
+from crazy_gary.inference_requests import API_PATHS
 from crazy_gary.web.edge import check_model_type
 from crazy_gary.web.errors import ApiError
 
@@ -82,12 +83,16 @@ def request_id(request: Request) -> str | None:
 
 
 def operation_of(request: Request) -> str:
-    """What a refused caller tried: wake, sleep, chat or read (for the audit log)."""
+    """What a refused caller tried, for the audit log: wake, sleep, the inference API (chat,
+    completions, responses, embeddings, endpoint — as a quota refusal names it), or read."""
     path = request.url.path
     for operation in ("wake", "sleep"):
         if path.startswith(f"/api/endpoints/{operation}"):
             return operation
-    return "chat" if path.startswith("/v1/chat") else "read"
+    for api, api_path in API_PATHS.items():
+        if path == api_path:
+            return api
+    return "endpoint" if path.startswith("/endpoints/") else "read"
 
 
 def refuse(request: Request, actor: str, error: ApiError) -> ApiError:

@@ -1,4 +1,4 @@
-// The usage panel of the dashboard (loaded after dashboard.js, whose helpers it uses: $, api,
+// The usage panel of the dashboard (loaded before dashboard.js, whose helpers it uses at run time: $, api,
 // count, dollars, utcTime, session). Usage in the last 24 hours: a row per key and endpoint (the
 // idle cost as "idle"), a bar per quota window.
 "use strict";
