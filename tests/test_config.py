@@ -96,6 +96,10 @@ def test_real_mode_needs_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
         ("CRAZY_GARY_API_KEYS", "root:abcdefgh1234"),
         ("CRAZY_GARY_SIMULATE", "perhaps"),
         ("CRAZY_GARY_RATE_LIMIT", "lots"),
+        ("CRAZY_GARY_HF_SCALE_TO_ZERO", "sometimes"),
+        ("CRAZY_GARY_HF_SCALE_TO_ZERO", "0"),
+        ("CRAZY_GARY_HF_SCALE_TO_ZERO", "-15"),
+        ("CRAZY_GARY_HF_SCALE_TO_ZERO", "1.5"),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:

@@ -22,6 +22,7 @@ class FakeRecord:
     min_replica: int = 0
     max_replica: int = 1
     scale_to_zero_timeout: int | None = 60
+    health_route: str = "/health"
 
 
 class FakeManagement:
@@ -38,6 +39,7 @@ class FakeManagement:
         self.healthy = True  # what a running endpoint's health route answers: 200 (True) or 503
         self.start_on_health = True  # whether a GET of the health route starts a scaled-to-zero endpoint
         self.updates: list[tuple[str, int, int, int]] = []  # (name, min, max, idle minutes)
+        self.routes: list[tuple[str, str]] = []  # (probe or poke, route) as asked
 
     def _check(self) -> None:
         if self.down:
@@ -65,6 +67,7 @@ class FakeManagement:
             min_replica=record.min_replica,
             max_replica=record.max_replica,
             scale_to_zero_timeout=record.scale_to_zero_timeout,
+            health_route=record.health_route,
         )
 
     def _start(self, name: str) -> None:
@@ -131,6 +134,7 @@ class FakeManagement:
 
     async def poke(self, url: str, route: str = "/health") -> None:
         self.calls["poke"] += 1
+        self.routes.append(("poke", route))
         name = url.rsplit("/", 1)[-1]
         if self.start_on_health and self.records[name].state == "scaledToZero":
             self._start(name)
@@ -148,6 +152,7 @@ class FakeManagement:
 
     async def probe(self, url: str, route: str = "/health") -> bool:
         self.calls["probe"] += 1
+        self.routes.append(("probe", route))
         if url.startswith("http://sim/"):
             return self.healthy and self._view(url.rsplit("/", 1)[-1]).state == "running"
         return True

@@ -80,6 +80,38 @@ async def test_an_endpoint_running_at_start_is_read_healthy_before_it_counts_as_
         assert hf.calls["probe"] >= 1
 
 
+async def test_a_replica_that_starts_again_must_answer_its_health_route_again(clock: ManualClock) -> None:
+    """Healthy once is not healthy for good: after HF restarts the endpoint (initializing, then
+    running), it is `starting` again until its health route answers 200 once more."""
+    hf = FakeManagement(clock, {"gpt-oss-120b": "running", "gpt-oss-20b": "paused"})
+    async with managed(clock, hf) as (manager, _):
+        assert manager.status("120b").status is RUNNING
+        hf.records["gpt-oss-120b"].state = "initializing"
+        hf.healthy = False
+        await clock.advance(10)
+        assert manager.status("120b").status is STARTING
+        hf.records["gpt-oss-120b"].state = "running"
+        await clock.advance(10)
+        assert manager.endpoint("120b").hf_running
+        assert manager.status("120b").status is STARTING  # the earlier 200 does not count
+        hf.healthy = True
+        await clock.advance(10)
+        assert manager.status("120b").status is RUNNING
+
+
+async def test_the_endpoints_own_health_route_is_the_one_asked(clock: ManualClock) -> None:
+    """An endpoint whose image declares `healthRoute: /ready` is probed and poked there."""
+    hf = FakeManagement(clock, {"gpt-oss-120b": "scaledToZero", "gpt-oss-20b": "paused"})
+    hf.records["gpt-oss-120b"].health_route = "/ready"
+    async with managed(clock, hf) as (manager, _):
+        manager.wake("120b")
+        await clock.advance(25)
+        assert manager.status("120b").status is RUNNING
+    asked = {route for _, route in hf.routes}
+    assert ("poke", "/ready") in hf.routes and ("probe", "/ready") in hf.routes
+    assert asked == {"/ready"}
+
+
 async def test_a_wake_that_the_health_route_does_not_start_sends_inference(clock: ManualClock) -> None:
     """When a GET of the health route does not start a scaled-to-zero endpoint within a few seconds,
     one inference request does; both are in the wake's audit details."""

@@ -6,6 +6,7 @@ circuit); `tests/store/test_redis.py` checks that Redis itself keeps them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -33,9 +34,11 @@ class Board:
     presence: dict[str, dict[str, Presence]] = field(default_factory=dict)
     readings: dict[str, Reading] = field(default_factory=dict)
     circuits: dict[str, float] = field(default_factory=dict)
+    seats: dict[str, Seat] = field(default_factory=dict)
 
     def seat(self, replica: str) -> Seat:
-        return Seat(self, replica)
+        self.seats[replica] = Seat(self, replica)
+        return self.seats[replica]
 
 
 @dataclass
@@ -44,6 +47,8 @@ class Seat:
 
     board: Board
     replica: str
+    shares: int = 0  # exchanges of presence, one per pass of the replica's sync
+    fail_next: Exception | None = None  # raised by the next exchange, once
 
     async def claim_wake(self, key: str) -> bool:
         return True
@@ -55,6 +60,10 @@ class Seat:
         return board.leader[0] == self.replica
 
     async def share(self, ours: Mapping[str, Presence]) -> Mapping[str, Presence]:
+        self.shares += 1
+        if self.fail_next is not None:
+            error, self.fail_next = self.fail_next, None
+            raise error
         self.board.presence[self.replica] = dict(ours)
         together: dict[str, Presence] = {}
         for presences in self.board.presence.values():
@@ -119,6 +128,25 @@ async def test_only_the_leader_reads_hugging_face_while_nothing_moves(pair: Pair
     await pair.clock.advance(11)
     assert pair.follower.status("120b").status is EndpointStatus.SLEEPING
     assert pair.follower.status("120b").hf_state == "scaledToZero"
+
+
+async def test_the_replica_sync_outlives_an_unexpected_error(
+    pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exchange that raises something unexpected is logged once with its traceback; the sync runs
+    again after the backoff and the follower still follows a change at HF."""
+    seat = pair.board.seats["b"]
+    seat.fail_next = KeyError("presence")
+    with caplog.at_level(logging.ERROR, logger="crazy_gary.supervisor"):
+        await pair.clock.advance(2)
+        shares = seat.shares
+        await pair.clock.advance(5)
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "replica-sync" in record.getMessage() and record.exc_info is not None
+    assert seat.shares >= shares + 3  # running again
+    pair.hf.records["gpt-oss-120b"].state = "scaledToZero"
+    await pair.clock.advance(11)
+    assert pair.follower.status("120b").status is EndpointStatus.SLEEPING
 
 
 async def test_a_follower_reads_for_itself_while_its_own_wake_runs(pair: Pair) -> None:

@@ -188,22 +188,28 @@ async def test_auto_sleep_outlives_its_sleep_callback_failing(caplog: pytest.Log
         await reaper.close()
 
 
-async def test_a_task_run_once_logs_and_reports_its_failure(caplog: pytest.LogCaptureFixture) -> None:
-    """A one-shot task that fails is logged with its traceback and reported without a retry."""
+async def test_a_task_run_once_is_run_again_until_it_completes(caplog: pytest.LogCaptureFixture) -> None:
+    """A one-shot task that fails is logged with its traceback, reported, and run again after the
+    backoff until it completes; then it is not run again."""
     clock = ManualClock()
     failures: list[BackgroundFailure] = []
-    runs: list[int] = []
+    runs: list[float] = []
 
     async def once() -> None:
-        runs.append(1)
-        raise LookupError("no prices")
+        runs.append(clock.monotonic())
+        if len(runs) < 3:
+            raise LookupError("no prices")
 
     with caplog.at_level(logging.ERROR, logger=SUPERVISOR):
-        await Supervisor(clock, failures.append).once("live-prices", once)
+        task = Supervisor(clock, failures.append).once("live-prices", once)
         await clock.advance(60)
-    assert runs == [1]
-    assert [(f.task, f.retry_in) for f in failures] == [("live-prices", None)]
-    [record] = errors(caplog)
+    assert task.done() and task.exception() is None
+    assert [later - runs[0] for later in runs] == [0.0, 1.0, 3.0]
+    assert [(f.task, f.streak, f.retry_in) for f in failures] == [
+        ("live-prices", 1, 1.0),
+        ("live-prices", 2, 2.0),
+    ]
+    [record] = errors(caplog)  # like failures in a row: logged once
     assert record.exc_info is not None and record.exc_info[0] is LookupError
 
 
@@ -307,10 +313,17 @@ async def test_a_logged_failure_is_redacted(restore_logging: None) -> None:
     stream = io.StringIO()
     configure_logging(secrets=[secret], stream=stream, json=True)
 
-    async def leaks() -> None:
-        raise RuntimeError(f"token {secret} refused")
+    clock = ManualClock()
+    leaked: list[int] = []
 
-    await Supervisor(ManualClock()).once("leaky", leaks)
+    async def leaks() -> None:
+        leaked.append(1)
+        if len(leaked) == 1:
+            raise RuntimeError(f"token {secret} refused")
+
+    task = Supervisor(clock).once("leaky", leaks)
+    await clock.advance(1)
+    await task
     flush_logs()
     [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
     assert line["logger"] == SUPERVISOR and line["level"] == "error"

@@ -4,7 +4,8 @@ Every loop the gateway runs in the background (the pollers, auto-sleep, replica 
 Redis's health monitor and event relay) runs under a :class:`Supervisor`: an unexpected exception is
 logged with its traceback (once per streak of like failures, not once per retry), reported to the
 `on_error` hook (the app counts it in `crazy_gary_background_errors_total{task}`), and the loop is
-run again after a backoff on the injected clock. Cancellation always goes through. :func:`stop`
+run again after a backoff on the injected clock; a task meant to run once runs again the same way
+until it completes. Cancellation always goes through. :func:`stop`
 cancels tasks and logs the error any of them ended with, where `gather(..., return_exceptions=True)`
 would drop it.
 """
@@ -35,7 +36,7 @@ class BackgroundFailure:
     task: str  # the task's name (`poller:demo`, `auto-sleep`, …): bounded, fit for a metric label
     error: Exception
     streak: int  # failures in a row, this one included
-    retry_in: float | None  # seconds until the task runs again; None for a task that runs once
+    retry_in: float  # seconds until the task runs again
 
 
 class ErrorHook(Protocol):
@@ -72,14 +73,20 @@ class Supervisor:
         return asyncio.create_task(self._loop(name, body), name=name)
 
     def once(self, name: str, body: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
-        """A task named `name` that awaits `body()` once; an unexpected exception is logged and reported."""
-        return asyncio.create_task(self._once(name, body), name=name)
+        """A task named `name` that awaits `body()` until it completes without an exception: after
+        one it is logged, reported and run again after the same backoff as a loop's (a start-up task
+        such as reading live prices must not be lost to one bad answer)."""
+        return asyncio.create_task(self._loop(name, body, until_done=True), name=name)
 
-    async def _loop(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+    async def _loop(
+        self, name: str, body: Callable[[], Awaitable[None]], *, until_done: bool = False
+    ) -> None:
         streak, logged = 0, None
         while True:
             began = self._clock.monotonic()
             error = await _attempt(body)
+            if error is None and until_done:
+                return
             if error is None or self._clock.monotonic() - began >= self._max_delay:
                 streak, logged = 0, None
             if error is None:
@@ -98,12 +105,6 @@ class Supervisor:
                 )
             self._report(failure)
             await self._clock.sleep(delay)
-
-    async def _once(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
-        error = await _attempt(body)
-        if error is not None:
-            logger.error("background task %s failed", name, exc_info=error)
-            self._report(BackgroundFailure(name, error, 1, None))
 
     def _report(self, failure: BackgroundFailure) -> None:
         if self._on_error is None:
