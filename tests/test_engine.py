@@ -19,8 +19,8 @@ from crazy_gary.engine import Engine, Exchange, InferenceRequest, RequestEvent
 from crazy_gary.errors import UpstreamError
 from crazy_gary.metrics import Metrics
 
+from .core._specs import SPECS
 from .core.fakes import FakeAnswer, FakeInference, FakeManagement, Step
-from .core.test_manager import SPECS
 
 PRIMARY, FALLBACK = "gpt-oss-120b", "gpt-oss-20b"
 

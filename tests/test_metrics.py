@@ -16,8 +16,8 @@ from crazy_gary.core.status import EndpointStatus, EndpointView
 from crazy_gary.engine import Engine, RequestEvent
 from crazy_gary.metrics import BackgroundErrors, Metrics, actor_kind
 
+from .core._specs import SPECS
 from .core.fakes import FakeManagement
-from .core.test_manager import SPECS
 from .core.test_supervisor import FailingList
 
 

@@ -15,8 +15,8 @@ from crazy_gary.recorder import Recorder
 from crazy_gary.store import SqlStore, database_url
 from crazy_gary.store.base import AuditEntry, AuditQuery
 
+from .core._specs import SPECS
 from .core.fakes import FakeManagement
-from .core.test_manager import SPECS
 
 
 class HeldWrites:

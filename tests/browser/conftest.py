@@ -42,6 +42,7 @@ SCREENSHOT = Path(
 )
 AUTO_SLEEP = 600  # seconds: the countdown starts at 10:00
 COLD_START = "1.5"  # seconds the simulator takes to start an endpoint: long enough to see `starting`
+CHAT = {"messages": [{"role": "user", "content": "Why do large models sleep?"}], "max_tokens": 16}
 
 # Every wait is a condition; this is the longest any of them may take (a wake, a reconnect).
 expect.set_options(timeout=15_000)

@@ -11,8 +11,8 @@ from crazy_gary.clock import ManualClock
 from crazy_gary.core.breaker import BreakerState
 from crazy_gary.core.manager import HuggingFaceEndpointManager
 
+from ._specs import SPECS
 from .fakes import FakeManagement
-from .test_manager import SPECS
 
 
 @pytest.fixture

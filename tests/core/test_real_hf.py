@@ -18,8 +18,8 @@ from crazy_gary.core.routing import Router
 from crazy_gary.core.scaling import wanted_idle_timer
 from crazy_gary.core.status import EndpointStatus
 
+from ._specs import SPECS
 from .fakes import FakeManagement
-from .test_manager import SPECS
 
 RUNNING, STARTING, SLEEPING = EndpointStatus.RUNNING, EndpointStatus.STARTING, EndpointStatus.SLEEPING
 

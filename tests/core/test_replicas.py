@@ -19,8 +19,8 @@ from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.core.ports import Presence, Reading
 from crazy_gary.core.status import EndpointStatus
 
+from ._specs import SPECS
 from .fakes import FakeManagement
-from .test_manager import SPECS
 
 LEASE = 5.0
 

@@ -12,8 +12,8 @@ from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.core.routing import FallbackReason, Router
 from crazy_gary.errors import NoCapacity
 
+from ._specs import SPECS
 from .fakes import FakeManagement
-from .test_manager import SPECS
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from crazy_gary.core.status import EndpointStatus
 from crazy_gary.core.supervisor import BackgroundFailure, Supervisor, stop
 from crazy_gary.logs import REDACTED, configure_logging, flush_logs
 
+from ._specs import SPECS
 from .fakes import FakeManagement
-from .test_manager import SPECS
 
 SUPERVISOR = "crazy_gary.supervisor"
 

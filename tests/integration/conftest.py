@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +19,13 @@ from typing import Any
 
 import httpx2
 import pytest
+import redis
 
 OPERATOR_KEY = "ops-key-integration"
 USER_KEY = "user-key-integration"
 VIEWER_KEY = "viewer-key-integration"
 BIN = Path(sys.executable).parent / "crazy-gary"
+REDIS = "redis://127.0.0.1:6379/0"
 
 
 def data_dir() -> str:
@@ -186,3 +189,14 @@ def status_of(server: Process, key: str) -> dict[str, Any]:
     """One endpoint object, read with the viewer key."""
     body: dict[str, Any] = api(server, "GET", f"/api/endpoints/status/{key}", key=VIEWER_KEY).json()
     return body
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A Redis prefix of the test's own on the machine's Redis; its keys are removed afterwards."""
+    name = f"crazy-gary-test-{uuid.uuid4().hex[:8]}:"
+    yield name
+    client = redis.Redis.from_url(REDIS)
+    for key in client.scan_iter(match=f"{name}*"):
+        client.delete(key)
+    client.close()

@@ -1,83 +1,32 @@
-"""Several `serve` replicas on one PostgreSQL database and one Redis: what they share."""
+"""`serve` replicas on one PostgreSQL and one Redis: rate limits, audit, wakes, circuits, events, quotas."""
 
 from __future__ import annotations
 
 import contextlib
-import shutil
-import subprocess
 import threading
-import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx2
 import openai
-import pytest
 import redis
 
 from crazy_gary.cli.watch import parse_events
 
+from ._replicas import _chat, on_redis, replicas
 from .conftest import (
     OPERATOR_KEY,
+    REDIS,
     USER_KEY,
     VIEWER_KEY,
     Process,
     api,
-    free_port,
     sim_calls,
     sim_set,
-    start_server,
     status_of,
     wait_until,
 )
 from .test_postgresql import database  # noqa: F401 - the fixture: a PostgreSQL database of the test's own
-
-REDIS = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    """A Redis prefix of the test's own on the machine's Redis; its keys are removed afterwards."""
-    name = f"crazy-gary-test-{uuid.uuid4().hex[:8]}:"
-    yield name
-    client = redis.Redis.from_url(REDIS)
-    for key in client.scan_iter(match=f"{name}*"):
-        client.delete(key)
-    client.close()
-
-
-def _answers(url: str) -> bool:
-    client = redis.Redis.from_url(url)
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
-    finally:
-        client.close()
-
-
-def on_redis(database_url: str, prefix: str, **env: str) -> dict[str, str]:
-    """The environment of replicas sharing `database_url` and the machine's Redis under `prefix`."""
-    return {
-        "CRAZY_GARY_DATABASE_URL": database_url,
-        "CRAZY_GARY_REDIS_URL": REDIS,
-        "CRAZY_GARY_REDIS_PREFIX": prefix,
-        **env,
-    }
-
-
-def replicas(simulator: Process, count: int, **env: str) -> list[Process]:
-    started: list[Process] = []
-    try:
-        for _ in range(count):
-            started.append(start_server(simulator, **env))
-    except BaseException:
-        for process in started:
-            process.stop()
-        raise
-    return started
 
 
 def test_the_management_rate_limit_and_the_audit_log_are_shared(
@@ -164,100 +113,6 @@ def _subscribers(channel: str) -> int:
         client.close()
 
 
-def _leads(replica: Process) -> bool:
-    return "crazy_gary_leader 1.0" in api(replica, "GET", "/metrics", key=VIEWER_KEY).text
-
-
-def _chat(replica: Process, model: str = "20b") -> None:
-    chat = openai.OpenAI(api_key=USER_KEY, base_url=f"{replica.url}/v1", max_retries=0, timeout=60)
-    assert chat.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}]).choices
-
-
-def test_one_activity_clock_and_one_auto_sleep(
-    simulator: Process,
-    database: str,  # noqa: F811
-    prefix: str,
-) -> None:
-    """A request through one replica shows as the same last activity on the other; one replica leads;
-    the idle endpoint is put to sleep once, by the leader, not once per replica."""
-    first, second = replicas(simulator, 2, **on_redis(database, prefix, ENDPOINT_AUTO_SLEEP="4"))
-    try:
-        assert sorted([_leads(first), _leads(second)]) == [False, True]
-        sim_set(simulator, "endpoints/gpt-oss-20b", state="running")
-        for replica in (first, second):
-            wait_until(lambda replica=replica: status_of(replica, "20b")["status"] == "running")
-        before = sim_calls(simulator)["gpt-oss-20b"]["scale-to-zero"]
-        _chat(first)
-
-        def same_activity() -> bool:
-            here, there = status_of(first, "20b")["last_activity"], status_of(second, "20b")["last_activity"]
-            return here is not None and here == there
-
-        wait_until(same_activity)
-        for replica in (first, second):
-            wait_until(lambda replica=replica: status_of(replica, "20b")["status"] == "sleeping", timeout=20)
-        assert sim_calls(simulator)["gpt-oss-20b"]["scale-to-zero"] - before == 1
-        sleeps = api(second, "GET", "/api/endpoints/audit?operation=sleep", key=VIEWER_KEY).json()["entries"]
-        assert [(entry["actor"], entry["model_type"]) for entry in sleeps] == [("auto-sleep", "20b")]
-    finally:
-        first.stop()
-        second.stop()
-
-
-def test_a_dead_leader_hands_auto_sleep_to_another_replica(
-    simulator: Process,
-    database: str,  # noqa: F811
-    prefix: str,
-) -> None:
-    """The leader killed (no goodbye): within seconds another replica takes the lease and puts the
-    idle endpoint to sleep."""
-    replicas_ = replicas(simulator, 3, **on_redis(database, prefix, ENDPOINT_AUTO_SLEEP="3"))
-    try:
-        leader = next(replica for replica in replicas_ if _leads(replica))
-        survivors = [replica for replica in replicas_ if replica is not leader]
-        leader.popen.kill()
-        leader.popen.wait()
-        sim_set(simulator, "endpoints/gpt-oss-20b", state="running")
-        wait_until(lambda: any(_leads(replica) for replica in survivors), timeout=15)
-        wait_until(lambda: status_of(survivors[0], "20b")["status"] == "sleeping", timeout=20)
-        assert sorted(_leads(replica) for replica in survivors) == [False, True]
-    finally:
-        for replica in replicas_:
-            replica.stop()
-
-
-def test_one_replica_reads_hugging_face_for_all_while_nothing_moves(
-    simulator: Process,
-    database: str,  # noqa: F811
-    prefix: str,
-) -> None:
-    """Three idle replicas list the namespace about as often as one would; a state changed at HF
-    shows on all three; with the leader killed, the survivors still follow HF."""
-    replicas_ = replicas(simulator, 3, **on_redis(database, prefix))  # a slow interval of 1 s
-    try:
-        wait_until(lambda: sum(_leads(replica) for replica in replicas_) == 1)
-        # a rate, measured so that a slow machine cannot fail it: the time five more listings take;
-        # one reader at the slow interval of 1 s takes about 4 s, three reading for themselves under 2 s
-        before, counting = sim_calls(simulator)["_list"], time.monotonic()
-        wait_until(lambda: sim_calls(simulator)["_list"] - before >= 5, timeout=20)
-        assert time.monotonic() - counting >= 2.5
-        sim_set(simulator, "endpoints/gpt-oss-120b", state="paused")
-        for replica in replicas_:
-            wait_until(lambda replica=replica: status_of(replica, "120b")["hf_state"] == "paused")
-        leader = next(replica for replica in replicas_ if _leads(replica))
-        leader.popen.kill()
-        leader.popen.wait()
-        sim_set(simulator, "endpoints/gpt-oss-120b", state="running")
-        for replica in replicas_:
-            if replica is not leader:
-                wait_until(
-                    lambda replica=replica: status_of(replica, "120b")["status"] == "running", timeout=20
-                )
-    finally:
-        for replica in replicas_:
-            replica.stop()
-
-
 def test_a_circuit_opened_through_one_replica_is_open_on_the_others(
     simulator: Process,
     database: str,  # noqa: F811
@@ -321,71 +176,6 @@ def test_every_replica_streams_what_happens_through_the_others(
         assert (request["model"], request["served_by"], request["status"]) == ("20b", "20b", 200)
     finally:
         stream.close()
-        first.stop()
-        second.stop()
-
-
-@pytest.fixture
-def own_redis() -> Iterator[tuple[str, Process]]:
-    """A Redis server of the test's own (so it can be stopped), on a free port."""
-    assert shutil.which("redis-server"), "redis-server is installed (.ci/run relies on it too)"
-    port = free_port()
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-    url = f"redis://127.0.0.1:{port}/0"
-    wait_until(lambda: _answers(url))
-    holder = Process(server, url)
-    yield url, holder
-    holder.popen.kill()
-    holder.popen.wait()
-
-
-def _restart(url: str, holder: Process) -> None:
-    port = url.rsplit(":", 1)[1].split("/")[0]
-    argv = ["redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    holder.popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-    wait_until(lambda: _answers(url))
-
-
-def test_replicas_keep_answering_when_redis_stops(
-    simulator: Process,
-    database: str,  # noqa: F811
-    own_redis: tuple[str, Process],
-) -> None:
-    """Redis stopped: every replica still answers, reports itself degraded on /readyz and in its
-    metrics, and rate-limits on its own; Redis back: they are ready again and share counters."""
-    url, holder = own_redis
-    first, second = replicas(
-        simulator,
-        2,
-        CRAZY_GARY_DATABASE_URL=database,
-        CRAZY_GARY_REDIS_URL=url,
-        CRAZY_GARY_MANAGEMENT_RATE_LIMIT="100/minute",
-    )
-    try:
-        holder.popen.kill()
-        holder.popen.wait()
-        for replica in (first, second):
-            assert api(replica, "GET", "/api/endpoints/status", key=VIEWER_KEY).status_code == 200
-            assert api(replica, "POST", "/api/endpoints/wake/20b").status_code in (200, 202)
-
-            def degraded(replica: Process = replica) -> bool:
-                body = httpx2.get(replica.url + "/readyz", timeout=5).json()
-                return body["status"] == "degraded" and body["redis"] == "unreachable"
-
-            wait_until(degraded)
-            metrics = api(replica, "GET", "/metrics", key=VIEWER_KEY).text
-            assert "crazy_gary_degraded 1.0" in metrics
-        _restart(url, holder)
-        for replica in (first, second):
-            wait_until(lambda replica=replica: api(replica, "GET", "/readyz").json()["status"] == "ready")
-            assert "crazy_gary_degraded 0.0" in api(replica, "GET", "/metrics", key=VIEWER_KEY).text
-        remaining = [
-            api(replica, "POST", "/api/endpoints/wake/20b").headers["X-RateLimit-Remaining"]
-            for replica in (first, second)
-        ]
-        assert remaining == ["99", "98"]  # one budget again, counted from Redis's fresh window
-    finally:
         first.stop()
         second.stop()
 
