@@ -1,4 +1,5 @@
-"""Keeps the store in step with the manager: endpoint memories, HF's state history, the audit log.
+"""Keeps the store in step with the manager: endpoint memories, HF's state history, the audit log,
+usage and the request history.
 
 Writes go through one background task so that nothing on a request's path waits for the database:
 events queue audit entries and transitions, and endpoint memories are compared and saved every
@@ -24,7 +25,8 @@ from crazy_gary.core.manager import HuggingFaceEndpointManager, ManagerEvent
 from crazy_gary.core.ports import PersistedEndpoint
 from crazy_gary.core.supervisor import ErrorHook, Supervisor, stop
 from crazy_gary.errors import StoreError
-from crazy_gary.store.base import AuditEntry, AuditQuery, Store, Transition, UsageRow
+from crazy_gary.store.base import AuditEntry, AuditQuery, RequestRecord, Store, Transition, UsageRow
+from crazy_gary.usage.arrivals import ArrivalLog
 from crazy_gary.usage.attribution import EndpointCost
 from crazy_gary.usage.ledger import UsageLedger
 
@@ -62,6 +64,7 @@ class Recorder:
         self._writing: asyncio.Future[float] | None = None
         self._lock = asyncio.Lock()
         self.usage = UsageLedger(clock)  # fed the engine's requests (`usage.on_request`) by the app
+        self.arrivals = ArrivalLog(clock)  # likewise (`arrivals.on_request`)
         self._busy_counted: dict[str, float] = {}
 
     async def start(self, on_error: ErrorHook | None = None) -> None:
@@ -71,7 +74,7 @@ class Recorder:
         self._manager.restore(self._saved)
         for key in self._manager.keys:
             self._history[key] = [(t.at, t.state) for t in await self.store.transitions(key)]
-        await self.store.prune_audit(self._clock.now() - self._retention)
+        await self._prune(self._clock.now())
         self._manager.subscribe(self.on_event)
         self._task = Supervisor(self._clock, on_error).loop("recorder", self._run)
 
@@ -217,7 +220,7 @@ class Recorder:
             audit, transitions = self._audit, self._transitions
             self._audit, self._transitions = [], []
             self._count_busy_time()
-            usage = self.usage.take()
+            usage, arrivals = self.usage.take(), self.arrivals.take()
             # each part is put back only when it was not written: a write that failed half-way must
             # not write the other half twice on the next try
             written = 0
@@ -228,15 +231,30 @@ class Recorder:
                 await self.store.add_audit(audit)
                 written = 2
                 await self.store.add_usage(usage)
+                written = 3
+                await self.store.add_requests(arrivals)
             except Exception:  # a store error, or a bug the supervisor reports: written on the next try
-                if written < 1:
-                    self._transitions[:0] = transitions
-                if written < 2:
-                    self._audit[:0] = audit
-                    del self._audit[:-MAX_QUEUED]
-                self.usage.put_back(usage)
+                self._put_back(written, transitions, audit, usage, arrivals)
                 raise
             self._saved.update(changed)
+
+    def _put_back(
+        self,
+        written: int,
+        transitions: list[Transition],
+        audit: list[AuditEntry],
+        usage: list[UsageRow],
+        arrivals: list[RequestRecord],
+    ) -> None:
+        """What a write that failed after its first `written` parts did not store, queued again."""
+        if written < 1:
+            self._transitions[:0] = transitions
+        if written < 2:
+            self._audit[:0] = audit
+            del self._audit[:-MAX_QUEUED]
+        if written < 3:
+            self.usage.put_back(usage)
+        self.arrivals.put_back(arrivals)
 
     def _count_busy_time(self) -> None:
         """Each endpoint's busy seconds since the last write, into the usage ledger."""
@@ -263,10 +281,15 @@ class Recorder:
             await self.flush()
             if self._clock.now() - last_prune >= DAY:
                 last_prune = self._clock.now()
-                await self.store.prune_audit(last_prune - self._retention)
+                await self._prune(last_prune)
         except StoreError as exc:
             logger.warning("store write failed, will retry: %s", exc.message)
         return last_prune
+
+    async def _prune(self, now: float) -> None:
+        """Audit entries and requests past the retention go."""
+        await self.store.prune_audit(now - self._retention)
+        await self.store.prune_requests(now - self._retention)
 
     # -- reading ------------------------------------------------------------------------------
     async def audit(self, query: AuditQuery) -> list[AuditEntry]:
@@ -295,6 +318,11 @@ class Recorder:
                 first_seen = endpoint.first_seen or (history[0][0] if history else unseen)
                 found.append((key, history, first_seen, endpoint.price_per_hour))
         return found
+
+    async def requests(self, since: float, until: float) -> list[RequestRecord]:
+        """The requests that arrived within [since, until), including those just finished."""
+        await self.flush()
+        return await self.store.requests(since, until)
 
     async def usage_rows(self, since: float, until: float) -> list[UsageRow]:
         """The usage of the hours overlapping [since, until), including what was just counted."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from xml.etree import ElementTree
 import pytest
 
 from crazy_gary.core.specs import EndpointSpec
-from crazy_gary.replay.chart import chart_svg
+from crazy_gary.replay.chart import draw_chart
 from crazy_gary.replay.policies import PolicyError, oracle_billing, parse_policy
 from crazy_gary.replay.session import replay, setup_for
 from crazy_gary.replay.traces import TraceRequest
@@ -152,23 +153,42 @@ def test_the_command_prints_a_table_and_json(tmp_path: Path) -> None:
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_the_chart_draws_a_labelled_point_per_policy() -> None:
-    """Cost up, cold hits right: the cheapest policy lowest, the one with most cold hits rightmost."""
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _points(path: Path) -> dict[str, tuple[float, float]]:
+    """Each policy's point in the SVG: (x, y) of the marker in its `policy:NAME` group."""
+    points = {}
+    for group in ElementTree.parse(path).getroot().iter(f"{SVG}g"):
+        name = group.get("id") or ""
+        if name.startswith("policy:"):
+            (marker,) = group.iter(f"{SVG}use")
+            points[name.removeprefix("policy:")] = (float(marker.get("x", "0")), float(marker.get("y", "0")))
+    return points
+
+
+def test_the_chart_draws_a_labelled_point_per_policy(tmp_path: Path) -> None:
+    """Cost up, cold hits right: the cheapest policy lowest, the one with most cold hits rightmost;
+    the same chart as PNG."""
     figures = {
         "idle:5m": {"cost": 10.0, "cold_hits": 50},
         "oracle": {"cost": 5.0, "cold_hits": 0},
         "always": {"cost": 40.0, "cold_hits": 1},
     }
-    drawing = ElementTree.fromstring(chart_svg(figures, "trace <x>: 3 requests"))
-    namespace = {"svg": "http://www.w3.org/2000/svg"}
-    points = {c.get("data-policy"): c for c in drawing.findall("svg:circle", namespace)}
+    draw_chart(figures, "trace <x>: 3 requests", tmp_path / "c.svg")
+    points = _points(tmp_path / "c.svg")
     assert set(points) == set(figures)
-    y = {name: float(point.get("cy", "0")) for name, point in points.items()}
-    x = {name: float(point.get("cx", "0")) for name, point in points.items()}
+    x = {name: point[0] for name, point in points.items()}
+    y = {name: point[1] for name, point in points.items()}
     assert y["always"] < y["idle:5m"] < y["oracle"]  # SVG's y grows downwards
     assert x["oracle"] < x["always"] < x["idle:5m"]
-    texts = [t.text or "" for t in drawing.findall("svg:text", namespace)]
+    texts = [t.text or "" for t in ElementTree.parse(tmp_path / "c.svg").getroot().iter(f"{SVG}text")]
     assert "trace <x>: 3 requests" in texts and "oracle: $5.00, 0 cold hits" in texts
+    draw_chart(figures, "trace <x>: 3 requests", tmp_path / "c.png")
+    png = (tmp_path / "c.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+    assert (width, height) == (800, 525)
 
 
 def test_the_command_draws_the_chart_and_refuses_another_format(tmp_path: Path) -> None:
@@ -186,19 +206,17 @@ def test_the_command_draws_the_chart_and_refuses_another_format(tmp_path: Path) 
         "--policy",
         "oracle",
     ]
-    drawn = subprocess.run(
-        [*run, "--chart", str(tmp_path / "c.svg")], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert drawn.returncode == 0, drawn.stderr
-    circles = ElementTree.parse(tmp_path / "c.svg").getroot().findall("{http://www.w3.org/2000/svg}circle")
-    assert len(circles) == 2
+    for name in ("c.svg", "c.PNG"):
+        drawn = subprocess.run(
+            [*run, "--chart", str(tmp_path / name)], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert drawn.returncode == 0, drawn.stderr
+    assert set(_points(tmp_path / "c.svg")) == {"idle:5m", "oracle"}
+    assert (tmp_path / "c.PNG").read_bytes()[:4] == b"\x89PNG"
     refused = subprocess.run(
-        [*run, "--chart", str(tmp_path / "c.png")], env=env, capture_output=True, text=True, timeout=60
+        [*run, "--chart", str(tmp_path / "c.pdf")], env=env, capture_output=True, text=True, timeout=60
     )
-    assert (
-        refused.returncode == 2
-        and refused.stderr == "error: --chart: c.png is not an .svg file (the chart is drawn as SVG)\n"
-    )
+    assert refused.returncode == 2 and refused.stderr == "error: --chart: c.pdf is neither .svg nor .png\n"
 
 
 def test_a_schedule_keeps_its_windows_warm_and_is_idle_15m_outside() -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, create_engine, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from crazy_gary.store import AuditEntry, AuditQuery, PersistedEndpoint, SqlStore, Transition, database_url
-from crazy_gary.store.base import UsageRow
+from crazy_gary.store.base import RequestRecord, UsageRow
 
 POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -255,3 +255,17 @@ async def test_usage_rows_add_up_across_writes_and_replicas(store: SqlStore) -> 
     assert await store.tokens_used("alice", hour + 10) == 49
     assert await store.tokens_used("alice", hour + 3600) == 7
     assert await store.tokens_used("bob", hour) == 0
+
+
+async def test_requests_are_kept_in_order_of_arrival_and_pruned(store: SqlStore) -> None:
+    """Requests written by two replicas come back oldest first within the period; pruning drops
+    those that arrived before the cut."""
+    first = [RequestRecord(100.5, "120b", 10, 20, True), RequestRecord(300.0, "20b")]
+    second = [RequestRecord(200.0, "120b", 5, 0, False), RequestRecord(400.0, "120b")]
+    await store.add_requests(first)
+    await store.add_requests(second)
+    await store.add_requests([])
+    assert await store.requests(100.0, 400.0) == [first[0], second[0], first[1]]
+    assert await store.requests(0.0, 100.0) == []
+    assert await store.prune_requests(250.0) == 2
+    assert [record.at for record in await store.requests(0.0, 1e12)] == [300.0, 400.0]

@@ -32,10 +32,11 @@ def setup_for(
     *,
     wake_timeout: float = 300.0,
     fallback_wait: float = 5.0,
+    period: tuple[float, float] | None = None,
 ) -> ReplaySetup:
     """The endpoints a replay runs: the managed ones (an unmanaged endpoint never sleeps), priced;
-    the period from a minute before the first request to well after the last; a wake timeout a cold
-    start of the replay's length never reaches."""
+    the period from a minute before the first request (or `period`'s start) to well after the last
+    (and at least to `period`'s end); a wake timeout a cold start of the replay's length never reaches."""
     managed = [spec for spec in specs if spec.managed]
     if not managed:
         raise TraceError("no managed endpoint is configured: there is nothing to put to sleep")
@@ -46,11 +47,15 @@ def setup_for(
             f"the trace asks for {', '.join(unknown[:5])}, not a managed endpoint (configured: {', '.join(sorted(keys))})"
         )
     longest = max((policy.auto_sleep for policy in policies), default=0.0)
+    if not requests and period is None:
+        raise TraceError("the trace holds no request")
+    start = period[0] if period is not None else requests[0].at - 60.0
+    end = requests[-1].at + max(TAIL, longest + cold_start + 60.0) if requests else start
     return ReplaySetup(
         specs=managed,
         cold_start=cold_start,
-        start=requests[0].at - 60.0,
-        end=requests[-1].at + max(TAIL, longest + cold_start + 60.0),
+        start=start,
+        end=max(end, period[1]) if period is not None else end,
         fallback_wait=fallback_wait,
         wake_timeout=max(wake_timeout, cold_start * 1.5 + 60.0),
     )

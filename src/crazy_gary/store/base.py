@@ -67,6 +67,18 @@ class UsageRow:
 
 
 @dataclass(frozen=True)
+class RequestRecord:
+    """One request as the gateway saw it arrive: when (Unix seconds), the endpoint it asked for,
+    the tokens its answer used and whether it streamed: what a replay of the traffic needs."""
+
+    at: float
+    model_type: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    stream: bool = False
+
+
+@dataclass(frozen=True)
 class AuditQuery:
     """Filters of `GET /api/endpoints/audit`: newest first, `before` an entry id."""
 
@@ -115,3 +127,12 @@ class Store(Protocol):
 
     async def tokens_used(self, key: str, since: float) -> int:
         """Tokens (prompt and completion) `key` used in the hours from the one holding `since` on."""
+
+    async def add_requests(self, records: list[RequestRecord]) -> None:
+        """Append the requests (each replica its own)."""
+
+    async def requests(self, since: float, until: float) -> list[RequestRecord]:
+        """The requests that arrived within [since, until), oldest first."""
+
+    async def prune_requests(self, before: float) -> int:
+        """Delete requests that arrived before `before`; how many went."""

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
 
-__all__ = ["HEAD_REVISION", "audit_log", "endpoint_state", "metadata", "state_history", "usage_hourly"]
+__all__ = [
+    "HEAD_REVISION",
+    "audit_log",
+    "endpoint_state",
+    "metadata",
+    "request_history",
+    "state_history",
+    "usage_hourly",
+]
 
-HEAD_REVISION = "0003"  # the newest migration; a test checks it against Alembic's own answer
+HEAD_REVISION = "0004"  # the newest migration; a test checks it against Alembic's own answer
 metadata = MetaData()
 
 endpoint_state = Table(
@@ -59,4 +67,17 @@ usage_hourly = Table(
     Column("prompt_tokens", BigInteger, nullable=False, default=0),
     Column("completion_tokens", BigInteger, nullable=False, default=0),
     Column("busy_seconds", Float, nullable=False, default=0.0),
+)
+
+# One row per request that reached the gateway, for replaying the endpoints' own traffic
+# (`crazy-gary replay --from-store`, `/api/endpoints/policies`); kept as long as the audit log.
+request_history = Table(
+    "request_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),  # its arrival, Unix seconds
+    Column("model_type", String(64), nullable=False),  # the endpoint it asked for
+    Column("prompt_tokens", Integer, nullable=False, default=0),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("stream", Boolean, nullable=False, default=False),
 )

@@ -32,12 +32,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from crazy_gary.errors import StoreError
-from crazy_gary.store.base import AuditEntry, AuditQuery, PersistedEndpoint, Transition, UsageRow
+from crazy_gary.store.base import (
+    AuditEntry,
+    AuditQuery,
+    PersistedEndpoint,
+    RequestRecord,
+    Transition,
+    UsageRow,
+)
 from crazy_gary.store.schema import (
     HEAD_REVISION,
     audit_log,
     endpoint_state,
     metadata,
+    request_history,
     state_history,
     usage_hourly,
 )
@@ -280,8 +288,26 @@ class SqlStore:
             result = await connection.execute(delete(audit_log).where(audit_log.c.timestamp < before))
         return int(result.rowcount or 0)
 
+    async def add_requests(self, records: list[RequestRecord]) -> None:
+        if records:
+            async with self._connect() as connection:
+                await connection.execute(insert(request_history), [_request_values(r) for r in records])
+
+    async def requests(self, since: float, until: float) -> list[RequestRecord]:
+        table = request_history.c
+        query = select(request_history).where(table.at >= since, table.at < until)
+        async with self._connect() as connection:
+            rows = (await connection.execute(query.order_by(table.at, table.id))).mappings().all()
+        return [RequestRecord(**{name: row[name] for name in _REQUEST_FIELDS}) for row in rows]
+
+    async def prune_requests(self, before: float) -> int:
+        async with self._connect() as connection:
+            result = await connection.execute(delete(request_history).where(request_history.c.at < before))
+        return int(result.rowcount or 0)
+
 
 HOUR = 3600
+_REQUEST_FIELDS = tuple(RequestRecord.__dataclass_fields__)
 _USAGE_COUNTS = ("requests", "prompt_tokens", "completion_tokens", "busy_seconds")
 _USAGE_FIELDS = tuple(UsageRow.__dataclass_fields__)
 
@@ -305,6 +331,10 @@ def _summed(rows: list[UsageRow]) -> list[UsageRow]:
             known.busy_seconds + row.busy_seconds,
         )
     return list(summed.values())
+
+
+def _request_values(record: RequestRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in _REQUEST_FIELDS}
 
 
 def _usage_values(row: UsageRow) -> dict[str, Any]:

@@ -29,6 +29,8 @@ from crazy_gary.web.gateway import router as gateway_router
 from crazy_gary.web.logging_middleware import RequestLogMiddleware
 from crazy_gary.web.metrics_route import router as metrics_router
 from crazy_gary.web.page import page_router
+from crazy_gary.web.policies import PolicyReplays
+from crazy_gary.web.policies import router as policies_router
 from crazy_gary.web.ratelimit import RateLimitMiddleware, RateLimits, limiter_storage
 from crazy_gary.web.records import router as records_router
 from crazy_gary.web.routes import router
@@ -75,6 +77,7 @@ def create_app(
     app.include_router(gateway_router)
     document_gateway(app)
     app.include_router(records_router)
+    app.include_router(policies_router)
     app.include_router(events_router)
     app.include_router(metrics_router)
     app.include_router(page_router())
@@ -125,6 +128,15 @@ async def _start_services(
     await recorder.start(background_errors)
     stack.push_async_callback(recorder.close)
     engine.subscribe(recorder.usage.on_request)
+    engine.subscribe(recorder.arrivals.on_request)
+    app.state.policy_replays = replays = PolicyReplays(
+        recorder,
+        engine.manager,
+        clock,
+        wake_timeout=settings.wake_timeout,
+        fallback_wait=settings.fallback_wait,
+    )
+    stack.callback(replays.close)
     app.state.quotas = quotas = Quotas(
         settings.quotas,
         clock,

@@ -13,7 +13,10 @@ from crazy_gary.web.edge import page_headers
 __all__ = ["page_router"]
 
 _FILES = (
-    *((name, "text/javascript") for name in ("format.js", "live.js", "activity.js", "costs.js", "usage.js")),
+    *(
+        (name, "text/javascript")
+        for name in ("format.js", "live.js", "activity.js", "costs.js", "usage.js", "policies.js")
+    ),
     ("dashboard.js", "text/javascript"),
     ("dashboard.css", "text/css"),
     ("favicon.svg", "image/svg+xml"),

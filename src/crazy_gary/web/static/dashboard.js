@@ -1,5 +1,6 @@
 // The crazy-gary dashboard: the REST API is its only data source, the event stream keeps it live.
-// Loaded last (format.js, live.js, activity.js, costs.js and usage.js hold the rest); it starts the page.
+// Loaded last (format.js, live.js, activity.js, costs.js, usage.js and policies.js hold the rest); it
+// starts the page.
 // Server data only ever reaches the page through textContent and attributes, never as markup.
 "use strict";
 
@@ -380,5 +381,6 @@ function applyOperation(data) {
 
 $("key-form").addEventListener("submit", submitKey);
 $("change-key").addEventListener("click", () => askForKey("Enter another API key."));
+$("policies-run").addEventListener("click", replayPolicies);
 setInterval(tick, 1000);
 start();

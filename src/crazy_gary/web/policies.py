@@ -1,0 +1,121 @@
+"""`GET /api/endpoints/policies?days=7` (viewer): each endpoint's last days replayed under the default
+policies (README, "Choosing a policy").
+
+A replay is CPU work of seconds for a busy week, so it runs in a process of its own (spawned, not
+forked: the server's threads and event loop stay out of it) and never competes with requests for
+the GIL; one replay per number of days runs at a time, its answer kept for a few minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from crazy_gary.clock import Clock
+from crazy_gary.core.manager import HuggingFaceEndpointManager
+from crazy_gary.core.specs import EndpointSpec
+from crazy_gary.recorder import Recorder
+from crazy_gary.web.auth import Caller, require
+
+__all__ = ["PolicyReplays", "router"]
+
+router = APIRouter(tags=["records"])
+Viewer = Annotated[Caller, Depends(require("viewer"))]
+DAY = 86_400.0
+KEPT_FOR = 300.0  # seconds an answer is served again before the days are replayed anew
+
+
+def _replay_in_child(
+    requests: Sequence[Any],
+    specs: Sequence[EndpointSpec],
+    cold_start: float,
+    period: tuple[float, float],
+    timing: tuple[float, float],
+) -> dict[str, dict[str, Any]]:
+    """In the replay process: each endpoint alone under the default policies."""
+    from crazy_gary.replay.policies import DEFAULT_POLICIES, parse_policy
+    from crazy_gary.replay.stored import replay_each_endpoint
+
+    wake_timeout, fallback_wait = timing
+    return replay_each_endpoint(
+        requests,
+        specs,
+        [parse_policy(text) for text in DEFAULT_POLICIES],
+        cold_start=cold_start,
+        period=period,
+        wake_timeout=wake_timeout,
+        fallback_wait=fallback_wait,
+    )
+
+
+class PolicyReplays:
+    """Replays of the store's request history per endpoint, one at a time per number of days."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        manager: HuggingFaceEndpointManager,
+        clock: Clock,
+        *,
+        wake_timeout: float,
+        fallback_wait: float,
+    ) -> None:
+        self._recorder = recorder
+        self._manager = manager
+        self._clock = clock
+        self._timing = (wake_timeout, fallback_wait)
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._answers: dict[int, tuple[float, dict[str, Any]]] = {}  # days → (replayed at, figures)
+        self._running: dict[int, asyncio.Future[dict[str, Any]]] = {}
+
+    async def figures(self, days: int) -> dict[str, Any]:
+        """`{key: {policy: figures}}` of the last `days` days, replayed at most KEPT_FOR seconds ago."""
+        kept = self._answers.get(days)
+        if kept is not None and self._clock.now() - kept[0] < KEPT_FOR:
+            return kept[1]
+        running = self._running.get(days)
+        if running is None:
+            running = self._running[days] = asyncio.ensure_future(self._replay(days))
+            running.add_done_callback(lambda _: self._running.pop(days, None))
+        return await asyncio.shield(running)  # a caller who leaves does not stop it for the others
+
+    async def _replay(self, days: int) -> dict[str, Any]:
+        from crazy_gary.replay.stored import measured_cold_start, trace_of
+
+        now = self._clock.now()
+        period = (now - days * DAY, now)
+        requests = trace_of(await self._recorder.requests(*period))
+        specs = [self._manager.spec(key) for key in self._manager.keys]
+        cold_start = measured_cold_start(self._manager.memories(), specs)
+        if self._pool is None:
+            import multiprocessing  # here: a server nobody asks for replays never loads it
+
+            spawn = multiprocessing.get_context("spawn")
+            self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn)
+        figures = await asyncio.get_running_loop().run_in_executor(
+            self._pool, _replay_in_child, requests, specs, cold_start, period, self._timing
+        )
+        self._answers[days] = (now, figures)
+        return figures
+
+    def close(self) -> None:
+        """Stop the replay process (a replay under way is abandoned)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+@router.get("/api/endpoints/policies")
+async def policies(
+    request: Request,
+    caller: Viewer,
+    days: Annotated[int, Query(ge=1, le=90, description="how many days back to replay")] = 7,
+) -> dict[str, Any]:
+    """Each endpoint's requests of the last `days` days replayed alone under `idle:15m`, `adaptive`,
+    `oracle` and `always`: what each would have billed and how many requests met a cold start."""
+    replays: PolicyReplays = request.app.state.policy_replays
+    return {"success": True, "days": days, "endpoints": await replays.figures(days)}
