@@ -79,7 +79,11 @@ def _schemathesis_node_id(request: pytest.FixtureRequest) -> None:
 
 
 # An event stream never ends: it has no place in generated calls.
-schema = schemathesis.pytest.from_fixture("api_schema").exclude(path_regex=r"^/api/endpoints/events")
+# The event stream never ends; the policies are a replay of days of traffic in a process of their
+# own, seconds per answer (tests/web/test_policies.py checks its parameter and its errors).
+schema = schemathesis.pytest.from_fixture("api_schema").exclude(
+    path_regex=r"^/api/endpoints/(events|policies)"
+)
 
 
 # --- what every answer must be ----------------------------------------------------------------------

@@ -64,3 +64,50 @@ def test_a_longer_cold_start_keeps_it_up_longer() -> None:
     short = idle.idle_time(MONDAY + 3 * HOUR, cold_start=30)
     long = idle.idle_time(MONDAY + 3 * HOUR, cold_start=900)
     assert short is not None and long is not None and short < long
+
+
+def _busy_hour_with_pauses(idle: AdaptiveIdle, *, rate: float, pauses: list[float], seed: int = 3) -> None:
+    """An hour of requests at `rate` a second, with some of the pauses of `pauses` in it."""
+    rng = random.Random(seed)
+    at, left = MONDAY + 10 * HOUR, list(pauses)
+    while at < MONDAY + 11 * HOUR:
+        gap = left.pop() if left and rng.random() < 0.002 else rng.expovariate(rate)
+        idle.observe_gap(at, gap)
+        at += gap
+
+
+def test_pauses_in_busy_traffic_are_ridden_through_with_a_margin() -> None:
+    """Pauses of 2 to 3 minutes among thousands of short gaps (two requests a second): the pauses are
+    kept however many short gaps follow, a sleep in one costs more than riding it, so it stays up
+    past the longest seen, and as long again (the next pause may be longer)."""
+    idle = AdaptiveIdle(AdaptiveSettings(minimum=60, maximum=3600))
+    _busy_hour_with_pauses(
+        idle, rate=2.0, pauses=[120, 150, 170, 130, 140, 160, 125, 135, 145, 155, 165, 175]
+    )
+    longest = max((idle._gaps_near(10) or ([0.0], 0))[0])
+    assert longest >= 150
+    assert idle.idle_time(MONDAY + 10.5 * HOUR, cold_start=300) == 2 * longest
+
+
+def test_pauses_longer_than_a_sleep_costs_are_slept_through() -> None:
+    """Pauses of about seven minutes with a one-minute cold start: a sleep (the cold start billed,
+    a request waiting) costs less than riding each pause, so it sleeps as soon as it may."""
+    idle = AdaptiveIdle(AdaptiveSettings(minimum=60, maximum=3600))
+    at = MONDAY + 10 * HOUR
+    for index in range(40):
+        gap = 400.0 + index
+        idle.observe_gap(at, gap)
+        at += gap
+    assert idle.idle_time(MONDAY + 10.5 * HOUR, cold_start=60) == 60
+
+
+def test_busy_traffic_learns_from_its_first_pause() -> None:
+    """Traffic that never paused longer than the shortest idle time sleeps as soon as it may (all it
+    has seen says gaps end sooner); once one pause of two minutes came, it stays up past twice it."""
+    idle = AdaptiveIdle(AdaptiveSettings(minimum=60, maximum=3600))
+    _busy_hour_with_pauses(idle, rate=2.0, pauses=[])
+    assert idle.idle_time(MONDAY + 10.5 * HOUR, cold_start=300) == 60
+    idle.observe_gap(MONDAY + 10.6 * HOUR, 120.0)
+    for index in range(20):  # enough new gaps for the idle time to be worked out again
+        idle.observe_gap(MONDAY + 10.7 * HOUR + index, 0.5)
+    assert idle.idle_time(MONDAY + 10.8 * HOUR, cold_start=300) == 240

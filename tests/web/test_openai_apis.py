@@ -125,7 +125,8 @@ async def test_a_responses_stream_nothing_can_serve_is_an_error_the_client_raise
     """Both endpoints failed before the request: a 503 in the JSON error shape, which `openai` raises."""
     await served.sim_set("endpoints/gpt-oss-120b", state="failed")
     await served.sim_set("endpoints/gpt-oss-20b", state="failed")
-    await served.until(lambda: is_status(served, "20b", "error"))
+    for key in ("120b", "20b"):
+        await served.until(lambda key=key: is_status(served, key, "error"))
 
     async def streamed() -> None:
         stream = await served.openai().responses.create(model="120b", input="hi", stream=True)

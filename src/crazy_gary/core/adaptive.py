@@ -1,13 +1,18 @@
-"""Adaptive auto-sleep: the idle time before sleep learnt from the endpoint's own idle gaps
+"""Adaptive auto-sleep: the idle time learnt from the endpoint's own idle gaps
 (README, "Adaptive auto-sleep").
 
-Every gap between one request's end and the next request's start is kept, by the hour of the week
-it began in (as Azure Functions' "hybrid histogram" policy keeps its idle times). For a gap that
-begins now, the idle time is the one that would have cost least over the gaps seen at this hour:
-staying up through a gap bills it whole, sleeping before its end bills the idle time and a cold
-start, and makes a request wait, which counts as `WAIT_WEIGHT` cold starts more. An hour with
-few gaps borrows those of the same hour of the other days, then of the hours around it; where even
-those are too few, and until the endpoint has some history, the fixed timer applies. The result stays within `auto_sleep_min` and `auto_sleep_max`.
+Every gap between one request's end and the next request's start that is longer than the shortest
+idle time allowed is kept, by the hour of the week it began in (as Azure Functions' "hybrid
+histogram" policy keeps its idle times). Shorter gaps are only counted: every allowed idle time
+stays up through them, so they cannot change the choice, and keeping them would push the long ones
+out of a busy hour's history. For a gap that begins now, the idle time is the one that would have
+cost least over the gaps seen at this hour: staying up through a gap bills it whole; sleeping
+before its end bills the idle time and a cold start, and makes a request wait, which counts as
+`WAIT_WEIGHT` cold starts more. In a busy hour (ten gaps or more for each long one), an idle time
+that stays up through every pause seen keeps a margin: twice the longest. An hour with few gaps
+borrows those of the same hour of the other days, then of the hours around it; where even those are
+too few, and until the endpoint has some history, the fixed timer applies. The result stays within
+`auto_sleep_min` and `auto_sleep_max`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ __all__ = ["AdaptiveIdle", "AdaptiveSettings"]
 _HOURS = 7 * 24
 _PER_HOUR = 200  # gaps kept of each hour of the week: the latest
 _ENOUGH = 12  # gaps an hour (with its neighbours) needs before it decides alone
+_BUSY = 10  # gaps in all for each long one that make an hour busy
 _MIN_HISTORY = 30  # gaps in all before the fixed timer gives way
 WAIT_WEIGHT = 3.0  # a request that meets a cold start costs this many cold starts more
 _PAST_A_GAP = 10.0  # seconds an idle time that covers a gap stays past its end
@@ -36,20 +42,27 @@ class AdaptiveSettings:
 
 
 class AdaptiveIdle:
-    """The idle gaps of one endpoint (the latest `_PER_HOUR` of each hour of the week) and the idle
-    time they call for, worked out again as gaps come in (not at each one: it moves slowly)."""
+    """The idle gaps of one endpoint (the latest `_PER_HOUR` of each hour of the week that outlast
+    the shortest idle time) and the idle time they call for, worked out again as gaps come in (not
+    at each one: it moves slowly)."""
 
     def __init__(self, settings: AdaptiveSettings) -> None:
         self.settings = settings
         self._by_hour: dict[int, deque[float]] = {}
+        self._counts: dict[int, int] = {}  # gaps of each hour of the week, the short ones too
         self._seen = 0
         self._cache: dict[tuple[int, int], tuple[int, float]] = {}  # (hour, cold start) -> (seen, idle)
 
     def observe_gap(self, began: float, seconds: float) -> None:
         """A gap of `seconds` without requests that began at wall time `began` ended."""
-        if seconds > 0:
-            self._by_hour.setdefault(_hour_of_week(began), deque(maxlen=_PER_HOUR)).append(seconds)
-            self._seen += 1
+        if seconds <= 0:
+            return
+        self._seen += 1
+        hour = _hour_of_week(began)
+        self._counts[hour] = self._counts.get(hour, 0) + 1
+        if seconds > self.settings.minimum:
+            self._by_hour.setdefault(hour, deque(maxlen=_PER_HOUR)).append(seconds)
+            self._cache.clear()  # a pause is news: worked out again at once, not after many gaps
 
     def idle_time(self, began: float, cold_start: float) -> float | None:
         """Seconds to stay up after activity at wall time `began`, for a cold start of `cold_start`
@@ -59,24 +72,28 @@ class AdaptiveIdle:
         key = (_hour_of_week(began), round(cold_start))
         cached = self._cache.get(key)
         if cached is None or self._seen - cached[0] >= max(8, self._seen // 16):
-            gaps = self._gaps_near(key[0])
-            cached = self._cache[key] = (self._seen, self._best(gaps, cold_start) if gaps else -1.0)
+            near = self._gaps_near(key[0])
+            idle = self._best(*near, cold_start) if near is not None else -1.0
+            cached = self._cache[key] = (self._seen, idle)
         return None if cached[1] < 0 else cached[1]
 
-    def _gaps_near(self, hour: int) -> list[float]:
-        """The gaps of this hour of the week; with too few, of this hour of every day, then of the
-        hours around it; none when even those are too few."""
+    def _gaps_near(self, hour: int) -> tuple[list[float], int] | None:
+        """The long gaps of this hour of the week and how many gaps it had in all; with too few
+        gaps, of this hour of every day, then of the hours around it; None when even those are too few."""
         same_hour = [(hour % 24 + 24 * day) % _HOURS for day in range(7)]
         around = [(hour + offset) % _HOURS for offset in range(-_NEIGHBOURS, _NEIGHBOURS + 1)]
         for hours in ([hour], same_hour, around):
-            near = [gap for each in hours for gap in self._by_hour.get(each, ())]
-            if len(near) >= _ENOUGH:
-                return near
-        return []
+            counted = sum(self._counts.get(each, 0) for each in hours)
+            if counted >= _ENOUGH:
+                return [gap for each in hours for gap in self._by_hour.get(each, ())], counted
+        return None
 
-    def _best(self, gaps: list[float], cold_start: float) -> float:
-        """The idle time within the bounds that bills least over `gaps`, a waiting request counted."""
+    def _best(self, gaps: list[float], counted: int, cold_start: float) -> float:
+        """The idle time within the bounds that bills least over `gaps` (the long ones of `counted`
+        gaps), a waiting request counted."""
         low, high = self.settings.minimum, self.settings.maximum
+        if not gaps:
+            return low  # every gap at this hour ended before the shortest idle time could
         ordered = sorted(gaps)
         prefix = [0.0]
         for gap in ordered:
@@ -91,6 +108,11 @@ class AdaptiveIdle:
             cost = prefix[shorter] + longer * (idle + penalty)
             if cost < best_cost:
                 best, best_cost = idle, cost
+        if best >= ordered[-1] and counted >= _BUSY * len(ordered):
+            # A busy hour (many requests to each pause) it stays up through every pause of: a sleep
+            # in a longer pause than any seen would make the next burst wait, so it keeps a margin
+            # as wide again (else each new longest pause would catch it asleep).
+            best = min(high, max(best, 2 * ordered[-1]))
         return best
 
 

@@ -67,6 +67,9 @@ def create_app(
         summary="Keeps LLMs on Hugging Face Inference Endpoints cheap and always answering.",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry looks for a configured provider on every request (2 % of the
+        # gateway's CPU); crazy-gary sends no telemetry of its own yet.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.clock = clock

@@ -3,7 +3,8 @@ policies (README, "Choosing a policy").
 
 A replay is CPU work of seconds for a busy week, so it runs in a process of its own (spawned, not
 forked: the server's threads and event loop stay out of it) and never competes with requests for
-the GIL; one replay per number of days runs at a time, its answer kept for a few minutes.
+the GIL; one replay per number of days runs at a time, its answer kept for a few minutes, and at
+most `MAX_WAITING` of them wait at once (a caller asking for yet another number of days gets 503).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.recorder import Recorder
 from crazy_gary.web.auth import Caller, require
+from crazy_gary.web.errors import ApiError
 
 __all__ = ["PolicyReplays", "router"]
 
@@ -27,6 +29,7 @@ router = APIRouter(tags=["records"])
 Viewer = Annotated[Caller, Depends(require("viewer"))]
 DAY = 86_400.0
 KEPT_FOR = 300.0  # seconds an answer is served again before the days are replayed anew
+MAX_WAITING = 2  # replays of different numbers of days waiting at once; past it, 503 at once
 
 
 def _replay_in_child(
@@ -79,6 +82,13 @@ class PolicyReplays:
             return kept[1]
         running = self._running.get(days)
         if running is None:
+            if len(self._running) >= MAX_WAITING:
+                raise ApiError(
+                    503,
+                    "replay_busy",
+                    "Other replays are under way; ask again in a minute.",
+                    headers={"Retry-After": "60"},
+                )
             running = self._running[days] = asyncio.ensure_future(self._replay(days))
             running.add_done_callback(lambda _: self._running.pop(days, None))
         return await asyncio.shield(running)  # a caller who leaves does not stop it for the others
