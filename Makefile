@@ -38,9 +38,10 @@ typecheck: setup
 browser:
 	@$(PYTHON) scripts/chromium.py
 
-# Two workers (pytest-xdist), a module's tests in one of them: the module fixtures stay shared.
+# Three workers (pytest-xdist) on two cores, a module's tests in one of them (the module fixtures
+# stay shared): much of the suite waits on processes and sockets rather than computing.
 unit: browser setup
-	$(VENV)/bin/pytest -n 2 --dist loadscope
+	$(VENV)/bin/pytest -n 3 --dist loadscope
 
 test: browser lint typecheck unit
 
