@@ -52,6 +52,39 @@ def write_config(path: Path, names: list[str]) -> None:
     path.write_text("\n".join(lines))
 
 
+def _management_calls(calls: dict[str, object]) -> int:
+    """Calls the management API answered: lists, and every endpoint's own but inference and starts."""
+    count = int(calls["_list"])  # type: ignore[call-overload]
+    for name, value in calls.items():
+        if name != "_list":
+            count += sum(v for k, v in value.items() if k not in ("inference", "starts"))  # type: ignore[union-attr]
+    return count
+
+
+def _read_by_twenty_clients(url: str, headers: dict[str, str]) -> tuple[int, float]:
+    """Twenty clients reading the status at once: their reads and the seconds they read for."""
+    stop = threading.Event()
+    reads = [0] * 20
+
+    def reader(index: int) -> None:
+        with client(url, headers) as reader_client:
+            while not stop.is_set():
+                assert reader_client.get("/api/endpoints/status").status_code == 200
+                reads[index] += 1
+
+    threads = [threading.Thread(target=reader, args=(index,)) for index in range(20)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    # a rate needs a window of real time (the server's clock is not ours): at least 3 s, and
+    # long enough that the readers made over 100 reads in it, however slow the machine
+    wait_until(lambda: time.monotonic() - started >= 3 and sum(reads) > 100, timeout=30)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return sum(reads), time.monotonic() - started
+
+
 def test_fifty_endpoints_status_is_fast_and_upstream_load_bounded(simulator: Process, tmp_path: Path) -> None:
     """Status answers in milliseconds and the management API sees ≤ 6 calls/s while 20 clients read."""
     original = constants.INFERENCE_ENDPOINTS_ENDPOINT
@@ -85,38 +118,10 @@ def test_fifty_endpoints_status_is_fast_and_upstream_load_bounded(simulator: Pro
                 assert http.get("/api/endpoints/status").status_code == 200
                 timings.append(time.perf_counter() - started)
             assert statistics.median(timings) < 0.02
-
         before = sim_calls(simulator)
-        stop = threading.Event()
-        reads = [0] * 20
-
-        def reader(index: int) -> None:
-            with client(server.url, headers) as reader_client:
-                while not stop.is_set():
-                    assert reader_client.get("/api/endpoints/status").status_code == 200
-                    reads[index] += 1
-
-        threads = [threading.Thread(target=reader, args=(index,)) for index in range(20)]
-        started = time.monotonic()
-        for thread in threads:
-            thread.start()
-        # a rate needs a window of real time (the server's clock is not ours): at least 3 s, and
-        # long enough that the readers made over 100 reads in it, however slow the machine
-        wait_until(lambda: time.monotonic() - started >= 3 and sum(reads) > 100, timeout=30)
-        stop.set()
-        for thread in threads:
-            thread.join()
-        elapsed = time.monotonic() - started
+        reads, elapsed = _read_by_twenty_clients(server.url, headers)
         after = sim_calls(simulator)
     finally:
         server.stop()
-
-    def total(calls: dict[str, object]) -> int:
-        count = int(calls["_list"])  # type: ignore[call-overload]
-        for name, value in calls.items():
-            if name != "_list":
-                count += sum(v for k, v in value.items() if k not in ("inference", "starts"))  # type: ignore[union-attr]
-        return count
-
-    assert sum(reads) > 100
-    assert (total(after) - total(before)) / elapsed <= 6
+    assert reads > 100
+    assert (_management_calls(after) - _management_calls(before)) / elapsed <= 6

@@ -26,42 +26,49 @@ _COLUMNS = (
 )
 
 
+TraceArgument = Annotated[
+    Path | None,
+    typer.Argument(help="CSV with a header, or JSON lines (README: Choosing a policy); or --from-store."),
+]
+FromStoreOption = Annotated[
+    float | None,
+    typer.Option(
+        "--from-store",
+        min=0,
+        max=3650,
+        metavar="DAYS",
+        help="Replay the requests the store recorded in the last DAYS days instead of a TRACE.",
+    ),
+]
+PolicyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--policy",
+        help="idle:DURATION (idle:15m), schedule:WINDOWS[@ZONE], adaptive, always or oracle; "
+        "again for more [default: idle:15m, adaptive, oracle, always].",
+    ),
+]
+ColdStartOption = Annotated[
+    float | None,
+    typer.Option(
+        "--cold-start",
+        min=0,
+        help="Seconds a cold start lasts [default: the endpoints' last measured one, else 300].",
+    ),
+]
+ChartOption = Annotated[
+    Path | None,
+    typer.Option("--chart", help="Draw cost against cold hits per policy into FILE (.svg or .png)."),
+]
+
+
 def replay(
-    trace: Annotated[
-        Path | None,
-        typer.Argument(help="CSV with a header, or JSON lines (README: Choosing a policy); or --from-store."),
-    ] = None,
-    from_store: Annotated[
-        float | None,
-        typer.Option(
-            "--from-store",
-            min=0,
-            max=3650,
-            metavar="DAYS",
-            help="Replay the requests the store recorded in the last DAYS days instead of a TRACE.",
-        ),
-    ] = None,
-    policy: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--policy",
-            help="idle:DURATION (idle:15m), schedule:WINDOWS[@ZONE], adaptive, always or oracle; "
-            "again for more [default: idle:15m, adaptive, oracle, always].",
-        ),
-    ] = None,
-    cold_start: Annotated[
-        float | None,
-        typer.Option(
-            "--cold-start",
-            min=0,
-            help="Seconds a cold start lasts [default: the endpoints' last measured one, else 300].",
-        ),
-    ] = None,
+    trace: TraceArgument = None,
+    from_store: FromStoreOption = None,
+    policy: PolicyOption = None,
+    cold_start: ColdStartOption = None,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"policies": {…}} as JSON.')] = False,
-    chart: Annotated[
-        Path | None,
-        typer.Option("--chart", help="Draw cost against cold hits per policy into FILE (.svg or .png)."),
-    ] = None,
+    chart: ChartOption = None,
 ) -> None:
     """Replay TRACE (or the store's own requests) under each policy with the same manager, router and
     auto-sleep code as serve, on a manual clock against the simulator's state machine; print what each

@@ -122,24 +122,7 @@ async def _start_services(
     if relay is not None:
         await relay.start(events.deliver, background_errors)
         stack.push_async_callback(relay.aclose)
-    store = SqlStore(database_url(settings.database_url, settings.data_dir))
-    await store.open()
-    stack.push_async_callback(store.close)
-    app.state.recorder = recorder = Recorder(
-        store, engine.manager, clock, retention_days=settings.audit_retention_days
-    )
-    await recorder.start(background_errors)
-    stack.push_async_callback(recorder.close)
-    engine.subscribe(recorder.usage.on_request)
-    engine.subscribe(recorder.arrivals.on_request)
-    app.state.policy_replays = replays = PolicyReplays(
-        recorder,
-        engine.manager,
-        clock,
-        wake_timeout=settings.wake_timeout,
-        fallback_wait=settings.fallback_wait,
-    )
-    stack.callback(replays.close)
+    store, recorder = await _start_records(app, settings, clock, engine, background_errors, stack)
     app.state.quotas = quotas = Quotas(
         settings.quotas,
         clock,
@@ -160,3 +143,34 @@ async def _start_services(
     stack.push_async_callback(engine.aclose)  # also after a start that failed half-way
     await engine.start()
     stack.callback(events.close)  # first of all: open streams end, so the server need not wait for them
+
+
+async def _start_records(
+    app: FastAPI,
+    settings: Settings,
+    clock: Clock,
+    engine: Engine,
+    background_errors: BackgroundErrors,
+    stack: contextlib.AsyncExitStack,
+) -> tuple[SqlStore, Recorder]:
+    """The store and the recorder that keeps it (fed the engine's requests), and the policy replays
+    that read it; each closed by `stack`."""
+    store = SqlStore(database_url(settings.database_url, settings.data_dir))
+    await store.open()
+    stack.push_async_callback(store.close)
+    app.state.recorder = recorder = Recorder(
+        store, engine.manager, clock, retention_days=settings.audit_retention_days
+    )
+    await recorder.start(background_errors)
+    stack.push_async_callback(recorder.close)
+    engine.subscribe(recorder.usage.on_request)
+    engine.subscribe(recorder.arrivals.on_request)
+    app.state.policy_replays = replays = PolicyReplays(
+        recorder,
+        engine.manager,
+        clock,
+        wake_timeout=settings.wake_timeout,
+        fallback_wait=settings.fallback_wait,
+    )
+    stack.callback(replays.close)
+    return store, recorder
