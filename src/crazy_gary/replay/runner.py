@@ -48,7 +48,7 @@ class ReplaySetup:
 
 @dataclass
 class Figures:
-    """What one policy did with the trace (SPEC: per policy)."""
+    """What one policy did with the trace (README, "Choosing a policy": the figures per policy)."""
 
     billed_seconds: float = 0.0
     cost: float = 0.0
