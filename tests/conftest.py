@@ -38,15 +38,15 @@ def restore_logging() -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app: Any) -> AsyncIterator[str]:
-    """Run `app` under uvicorn on 127.0.0.1:<free port>; yield its base URL."""
+async def serve_app(app: Any, http: Any = "auto") -> AsyncIterator[str]:
+    """Run `app` under uvicorn on 127.0.0.1:<free port> (its HTTP protocol `http`); yield its base URL."""
     sock = socket.socket(
         socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
     )  # so asyncio sets TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = AppServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    server = AppServer(uvicorn.Config(app, http=http, log_level="warning", access_log=False, lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

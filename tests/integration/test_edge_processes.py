@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
 from collections.abc import Iterator
 
 import httpx2
@@ -52,3 +55,31 @@ def test_management_limit_and_body_limit_of_a_served_process(simulator: Process)
         assert api(server, "GET", "/api/endpoints/status", key=OPERATOR_KEY).status_code == 200
     finally:
         server.stop()
+
+
+def test_a_served_process_bounds_headers_by_its_settings(simulator: Process) -> None:
+    """`serve` takes the header bounds from its settings: headers past 16 KiB get 431 in the error
+    shape, a request whose headers never finish gets 408 after a second, and serving goes on."""
+    server = start_server(simulator, CRAZY_GARY_MAX_HEADER_BYTES="16384", CRAZY_GARY_HEADER_TIMEOUT="1")
+    try:
+        address = ("127.0.0.1", int(server.url.rsplit(":", 1)[1]))
+        with socket.create_connection(address, timeout=10) as big:
+            big.sendall(b"GET /healthz HTTP/1.1\r\nhost: h\r\nx-big: " + b"a" * 1_048_576 + b"\r\n\r\n")
+            answer = _read_all(big)
+        assert answer.startswith(b"HTTP/1.1 431 ")
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["code"] == "headers_too_large"
+        with socket.create_connection(address, timeout=10) as slow:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\nhost: h")
+            assert _read_all(slow).startswith(b"HTTP/1.1 408 ")
+        assert httpx2.get(server.url + "/healthz", timeout=10).status_code == 200
+    finally:
+        server.stop()
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """What the server sent until it closed the connection (a reset after its answer included)."""
+    chunks = []
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)

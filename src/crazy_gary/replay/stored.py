@@ -28,8 +28,18 @@ DAY = 86_400.0
 
 
 def trace_of(records: Iterable[RequestRecord]) -> list[TraceRequest]:
-    """The stored requests as a trace, in their order (oldest first)."""
-    return [TraceRequest(r.at, r.model_type, r.prompt_tokens, r.completion_tokens, r.stream) for r in records]
+    """The stored requests as a trace, oldest first: the requests of each second spread over it,
+    its tokens shared between them."""
+    trace = []
+    for r in records:
+        count = max(1, r.requests)
+        prompt, completion = r.prompt_tokens // count, r.completion_tokens // count
+        trace += [
+            TraceRequest(r.at + index / count, r.model_type, prompt, completion, r.stream)
+            for index in range(count)
+        ]
+    trace.sort(key=lambda request: request.at)
+    return trace
 
 
 async def read_store(settings: Settings, since: float, until: float) -> tuple[list[TraceRequest], float]:

@@ -68,14 +68,16 @@ class UsageRow:
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request as the gateway saw it arrive: when (Unix seconds), the endpoint it asked for,
-    the tokens its answer used and whether it streamed: what a replay of the traffic needs."""
+    """Requests as the gateway saw them arrive: in the second starting at `at` (Unix seconds), to
+    the endpoint `model_type`, streamed or not, how many, and the tokens their answers used: what a
+    replay of the traffic needs."""
 
     at: float
     model_type: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
     stream: bool = False
+    requests: int = 1
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,10 @@ class Store(Protocol):
         """Tokens (prompt and completion) `key` used in the hours from the one holding `since` on."""
 
     async def add_requests(self, records: list[RequestRecord]) -> None:
-        """Append the requests (each replica its own)."""
+        """Append the records (each replica its own)."""
 
     async def requests(self, since: float, until: float) -> list[RequestRecord]:
-        """The requests that arrived within [since, until), oldest first."""
+        """The records of requests that arrived within [since, until), oldest first."""
 
     async def prune_requests(self, before: float) -> int:
         """Delete requests that arrived before `before`; how many went."""

@@ -69,15 +69,17 @@ usage_hourly = Table(
     Column("busy_seconds", Float, nullable=False, default=0.0),
 )
 
-# One row per request that reached the gateway, for replaying the endpoints' own traffic
-# (`crazy-gary replay --from-store`, `/api/endpoints/policies`); kept as long as the audit log.
+# The requests that reached the gateway, per second of arrival, endpoint asked for and kind, for
+# replaying the endpoints' own traffic (`crazy-gary replay --from-store`, `/api/endpoints/policies`);
+# kept as long as the audit log.
 request_history = Table(
     "request_history",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", Float, nullable=False, index=True),  # its arrival, Unix seconds
-    Column("model_type", String(64), nullable=False),  # the endpoint it asked for
-    Column("prompt_tokens", Integer, nullable=False, default=0),
-    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("at", Float, nullable=False, index=True),  # the second they arrived in, Unix seconds
+    Column("model_type", String(64), nullable=False),  # the endpoint they asked for
+    Column("prompt_tokens", BigInteger, nullable=False, default=0),
+    Column("completion_tokens", BigInteger, nullable=False, default=0),
     Column("stream", Boolean, nullable=False, default=False),
+    Column("requests", Integer, nullable=False, default=1),
 )

@@ -18,6 +18,7 @@ from crazy_gary.hf.inference import quiet_retry_hooks
 from crazy_gary.logs import configure_logging
 from crazy_gary.simulator import SimulatorServer
 from crazy_gary.web.app import create_app
+from crazy_gary.web.bounds import bounded_protocol
 
 __all__ = ["AppServer", "run_server", "serve"]
 
@@ -74,7 +75,12 @@ async def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -
         configure_logging(settings, secrets=[generated])
         quiet_retry_hooks()  # retries are counted from the attempts each answer carries
         app = create_app(settings, clock=clock, management_url=management_url, extra_keys=extra_keys)
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", log_config=None)
+        bounded = bounded_protocol(
+            settings.max_header_bytes, settings.header_timeout, settings.max_connections
+        )
+        config = uvicorn.Config(
+            app, http=bounded, log_level="warning", access_log=False, lifespan="on", log_config=None
+        )
         server = AppServer(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():

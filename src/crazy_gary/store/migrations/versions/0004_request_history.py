@@ -1,4 +1,4 @@
-"""Each request's arrival, the endpoint it asked for and its tokens, for replays of real traffic.
+"""The requests' arrivals per second, endpoint asked for and kind, with their tokens, for replays.
 
 Revision ID: 0004
 Revises: 0003
@@ -22,9 +22,10 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("at", sa.Float(), nullable=False),
         sa.Column("model_type", sa.String(64), nullable=False),
-        sa.Column("prompt_tokens", sa.Integer(), nullable=False),
-        sa.Column("completion_tokens", sa.Integer(), nullable=False),
+        sa.Column("prompt_tokens", sa.BigInteger(), nullable=False),
+        sa.Column("completion_tokens", sa.BigInteger(), nullable=False),
         sa.Column("stream", sa.Boolean(), nullable=False),
+        sa.Column("requests", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_request_history_at", "request_history", ["at"])
