@@ -149,3 +149,36 @@ async def test_past_the_connection_cap_a_request_gets_503_in_the_error_shape(cap
                 break
             await asyncio.sleep(0.01)
         assert await healthy(address)
+
+
+async def early_answer_app(scope: Any, receive: Any, send: Any) -> None:
+    """Answers 413 at once, without reading the body (as the body limit does)."""
+    if scope["type"] != "http":
+        return
+    body = b'{"success": false, "error": "too large", "code": "body_too_large"}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def test_the_rest_of_a_body_answered_early_is_not_taken_for_the_next_requests_headers() -> None:
+    """An answer sent before its request's 300 KB body has all come: the body's rest is read as that
+    body, not counted as the next request's headers (no 431 after the 413)."""
+    protocol = bounded_protocol(8192, 10.0, 4096)
+    async with serve_app(early_answer_app, http=protocol) as url:
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: h\r\ncontent-length: 300000\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+        assert head.startswith(b"HTTP/1.1 413 ")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        for _ in range(30):
+            writer.write(b"x" * 10_000)
+            await writer.drain()
+        try:  # nothing more comes (or the connection closes), never a second answer
+            more = await asyncio.wait_for(reader.read(65536), timeout=1.0)
+        except TimeoutError:
+            more = b""
+        assert more == b"", more[:40]
+        writer.close()

@@ -18,12 +18,13 @@ from enum import StrEnum
 from crazy_gary.clock import Clock
 from crazy_gary.core.holds import HeldRequests
 from crazy_gary.core.manager import HuggingFaceEndpointManager
-from crazy_gary.core.status import EndpointStatus
+from crazy_gary.core.status import EndpointStatus, HfState
 from crazy_gary.errors import NoCapacity
 
 __all__ = ["Decision", "FallbackReason", "Router"]
 
 _WAKEABLE = frozenset({EndpointStatus.SLEEPING, EndpointStatus.STARTING, EndpointStatus.STOPPING})
+_HF_FAILED = frozenset({HfState.FAILED.value, HfState.UPDATE_FAILED.value})
 
 
 class FallbackReason(StrEnum):
@@ -140,7 +141,8 @@ class Router:
         return any(self.reason(key) is None for key in keys) or self._all_failed(keys)
 
     def _all_failed(self, keys: Sequence[str]) -> bool:
-        return all(self._manager.endpoint(key).status() is EndpointStatus.ERROR for key in keys)
+        """Every one of `keys` failed at HF itself (a wake whose call failed may yet run)."""
+        return all(self._manager.endpoint(key).hf_state in _HF_FAILED for key in keys)
 
     async def _hold_for_any(self, chain: list[str], primary: str, why: FallbackReason | None) -> Decision:
         wakeable = [key for key in chain if self._wake_for_request(key)]

@@ -52,10 +52,14 @@ class ArrivalLog:
         ]
 
     def put_back(self, records: list[RequestRecord]) -> None:
-        """Seconds a write failed to store, to go with the next ones."""
+        """Seconds a write failed to store, to go with the next ones; past `MAX_KEPT` seconds in
+        all, the oldest go."""
         for record in records:
             place = (int(record.at), record.model_type, record.stream)
             counts = self._counts.setdefault(place, [0, 0, 0])
             counts[0] += record.requests
             counts[1] += record.prompt_tokens
             counts[2] += record.completion_tokens
+        if len(self._counts) > MAX_KEPT:
+            newest = sorted(self._counts)[-MAX_KEPT:]
+            self._counts = {place: self._counts[place] for place in newest}

@@ -71,6 +71,8 @@ class _BoundedProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._head_timer: asyncio.TimerHandle | None = None
         self._discarding = False
+        self._request_complete = True  # the current request's body has all arrived
+        self._head_after_request = False  # an answer went before its request's body was all in
         self._head_begins()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -126,8 +128,21 @@ class _BoundedProtocol(HttpToolsProtocol):
             return
         super().send_400_response(msg)
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._parsed_head, self._request_complete = 0, False
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._request_complete = True
+        if self._head_after_request:
+            self._head_after_request = False
+            self._head_begins()
+
     def on_url(self, url: bytes) -> None:
         self._parsed_head += len(url)
+        if self._parsed_head > self.max_header_bytes:
+            raise _HeadersTooLarge
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -151,8 +166,12 @@ class _BoundedProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         pipelined = bool(self.pipeline)  # a request whose headers came already starts now
         super().on_response_complete()
-        if not pipelined and not self.transport.is_closing():
+        if pipelined or self.transport.is_closing():
+            return
+        if self._request_complete:
             self._head_begins()  # the next request's headers, on a kept-alive connection
+        else:  # answered early (a 413, say): the rest of the body is not the next request's head
+            self._head_after_request = True
 
 
 def bounded_protocol(

@@ -30,22 +30,24 @@ Viewer = Annotated[Caller, Depends(require("viewer"))]
 DAY = 86_400.0
 KEPT_FOR = 300.0  # seconds an answer is served again before the days are replayed anew
 MAX_WAITING = 2  # replays of different numbers of days waiting at once; past it, 503 at once
+MAX_REPLAYED = 2_000_000  # requests a replay takes on (about a minute's work per policy at most)
 
 
 def _replay_in_child(
-    requests: Sequence[Any],
+    records: Sequence[Any],
     specs: Sequence[EndpointSpec],
     cold_start: float,
     period: tuple[float, float],
     timing: tuple[float, float],
 ) -> dict[str, dict[str, Any]]:
-    """In the replay process: each endpoint alone under the default policies."""
+    """In the replay process: the stored seconds made a trace, each endpoint alone under the
+    default policies."""
     from crazy_gary.replay.policies import DEFAULT_POLICIES, parse_policy
-    from crazy_gary.replay.stored import replay_each_endpoint
+    from crazy_gary.replay.stored import replay_each_endpoint, trace_of
 
     wake_timeout, fallback_wait = timing
     return replay_each_endpoint(
-        requests,
+        trace_of(records),
         specs,
         [parse_policy(text) for text in DEFAULT_POLICIES],
         cold_start=cold_start,
@@ -94,11 +96,17 @@ class PolicyReplays:
         return await asyncio.shield(running)  # a caller who leaves does not stop it for the others
 
     async def _replay(self, days: int) -> dict[str, Any]:
-        from crazy_gary.replay.stored import measured_cold_start, trace_of
+        from crazy_gary.replay.stored import measured_cold_start
 
         now = self._clock.now()
         period = (now - days * DAY, now)
-        requests = trace_of(await self._recorder.requests(*period))
+        records = await self._recorder.requests(*period)  # per second: made requests in the child
+        if sum(record.requests for record in records) > MAX_REPLAYED:
+            raise ApiError(
+                422,
+                "too_many_requests_to_replay",
+                f"The last {days} days hold more than {MAX_REPLAYED:,} requests; ask for fewer days.",
+            )
         specs = [self._manager.spec(key) for key in self._manager.keys]
         cold_start = measured_cold_start(self._manager.memories(), specs)
         if self._pool is None:
@@ -106,9 +114,13 @@ class PolicyReplays:
 
             spawn = multiprocessing.get_context("spawn")
             self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn)
-        figures = await asyncio.get_running_loop().run_in_executor(
-            self._pool, _replay_in_child, requests, specs, cold_start, period, self._timing
-        )
+        try:
+            figures = await asyncio.get_running_loop().run_in_executor(
+                self._pool, _replay_in_child, records, specs, cold_start, period, self._timing
+            )
+        except concurrent.futures.BrokenExecutor:
+            self.close()  # the replay process died (out of memory, say): the next replay starts another
+            raise ApiError(503, "replay_failed", "The replay process ended before it answered.") from None
         self._answers[days] = (now, figures)
         return figures
 
