@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from crazy_gary.clock import Clock
 from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.core.specs import EndpointSpec
-from crazy_gary.recorder import Recorder
+from crazy_gary.recorder import DAY, Recorder
 from crazy_gary.web.auth import Caller, require
 from crazy_gary.web.errors import ApiError
 
@@ -27,7 +27,6 @@ __all__ = ["PolicyReplays", "router"]
 
 router = APIRouter(tags=["records"])
 Viewer = Annotated[Caller, Depends(require("viewer"))]
-DAY = 86_400.0
 KEPT_FOR = 300.0  # seconds an answer is served again before the days are replayed anew
 MAX_WAITING = 2  # replays of different numbers of days waiting at once; past it, 503 at once
 MAX_REPLAYED = 2_000_000  # requests a replay takes on (about a minute's work per policy at most)
