@@ -113,6 +113,23 @@ async def test_the_backoff_stops_at_its_ceiling(caplog: pytest.LogCaptureFixture
     await stop([task])
 
 
+async def test_a_pass_that_fails_for_hours_is_still_tried_every_ceiling() -> None:
+    """Twelve hours of failures (1,400 in a row) do not overflow the backoff: still every 30 s."""
+    clock = ManualClock()
+    failures: list[BackgroundFailure] = []
+
+    async def fails() -> None:
+        raise RuntimeError("still broken")
+
+    task = Supervisor(clock, failures.append).loop("broken", fails)
+    for _ in range(12):
+        await clock.advance(3600)
+    assert not task.done()
+    assert len(failures) > 1400
+    assert {f.retry_in for f in failures[-100:]} == {30.0}
+    await stop([task])
+
+
 async def test_a_clean_pass_ends_the_streak(caplog: pytest.LogCaptureFixture) -> None:
     """After a pass that returns, the next failure is logged again and retried after the first delay."""
     clock = ManualClock()

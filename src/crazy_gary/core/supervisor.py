@@ -92,7 +92,7 @@ class Supervisor:
             if error is None:
                 continue
             streak += 1
-            delay = min(self._first_delay * 2 ** (streak - 1), self._max_delay)
+            delay = min(self._first_delay * 2.0 ** min(streak - 1, 64), self._max_delay)  # no overflow
             failure = BackgroundFailure(name, error, streak, delay)
             if _signature(error) != logged:
                 logged = _signature(error)
