@@ -84,7 +84,7 @@ def test_pauses_in_busy_traffic_are_ridden_through_with_a_margin() -> None:
     _busy_hour_with_pauses(
         idle, rate=2.0, pauses=[120, 150, 170, 130, 140, 160, 125, 135, 145, 155, 165, 175]
     )
-    longest = max((idle._gaps_near(10) or ([0.0], 0))[0])
+    longest = max(idle._gaps_near(10) or [0.0])
     assert longest >= 150
     assert idle.idle_time(MONDAY + 10.5 * HOUR, cold_start=300) == 2 * longest
 
@@ -101,13 +101,47 @@ def test_pauses_longer_than_a_sleep_costs_are_slept_through() -> None:
     assert idle.idle_time(MONDAY + 10.5 * HOUR, cold_start=60) == 60
 
 
-def test_busy_traffic_learns_from_its_first_pause() -> None:
+def test_busy_traffic_learns_from_its_first_pauses() -> None:
     """Traffic that never paused longer than the shortest idle time sleeps as soon as it may (all it
-    has seen says gaps end sooner); once one pause of two minutes came, it stays up past twice it."""
+    has seen says gaps end sooner). One or two pauses say little of the next: the fixed timer applies
+    until three came; then it stays up past twice the longest."""
     idle = AdaptiveIdle(AdaptiveSettings(minimum=60, maximum=3600))
     _busy_hour_with_pauses(idle, rate=2.0, pauses=[])
     assert idle.idle_time(MONDAY + 10.5 * HOUR, cold_start=300) == 60
-    idle.observe_gap(MONDAY + 10.6 * HOUR, 120.0)
-    for index in range(20):  # enough new gaps for the idle time to be worked out again
-        idle.observe_gap(MONDAY + 10.7 * HOUR + index, 0.5)
-    assert idle.idle_time(MONDAY + 10.8 * HOUR, cold_start=300) == 240
+    for index, pause in enumerate([120.0, 100.0, 110.0]):
+        idle.observe_gap(MONDAY + (10.6 + index / 10) * HOUR, pause)
+        for short in range(20):  # enough new gaps for the idle time to be worked out again
+            idle.observe_gap(MONDAY + (10.65 + index / 10) * HOUR + short, 0.5)
+        learnt = idle.idle_time(MONDAY + 10.95 * HOUR, cold_start=300)
+        assert learnt == (240 if index == 2 else None)
+
+
+def test_a_new_busy_hour_borrows_the_pauses_of_the_hour_before() -> None:
+    """An hour whose first minutes hold hundreds of short gaps and one pause of 70 s does not stay up
+    just past that pause: it takes the pauses of the hour around it (up to three minutes), and rides
+    a pause of three minutes that comes next."""
+    idle = AdaptiveIdle(AdaptiveSettings(minimum=60, maximum=3600))
+    _busy_hour_with_pauses(idle, rate=2.0, pauses=[90, 120, 150, 170, 180, 100, 130])
+    at = MONDAY + 11 * HOUR
+    for index in range(300):
+        idle.observe_gap(at + index * 0.5, 0.5)
+    idle.observe_gap(at + 200, 70.0)
+    learnt = idle.idle_time(at + 300, cold_start=300)
+    assert learnt is not None and learnt > 180
+
+
+def test_quiet_hours_learn_from_every_day_around_them() -> None:
+    """Bursts at random hours, each followed by hours of quiet: no hour of the week sees three
+    pauses in a week, the hours around it on every day do, and all say: sleep at once."""
+    idle = AdaptiveIdle(AdaptiveSettings(minimum=60, maximum=3600))
+    rng = random.Random(4)
+    at = MONDAY
+    while at < MONDAY + 7 * 24 * HOUR:
+        for _ in range(rng.randint(20, 100)):
+            idle.observe_gap(at, 2.0)
+            at += 2.0
+        quiet = rng.expovariate(1 / (8 * HOUR))
+        idle.observe_gap(at, quiet)
+        at += quiet
+    thursday_noon = MONDAY + 3 * 24 * HOUR + 12 * HOUR
+    assert idle.idle_time(thursday_noon, cold_start=300) == 60

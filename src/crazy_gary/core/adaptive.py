@@ -1,5 +1,5 @@
-"""Adaptive auto-sleep: the idle time learnt from the endpoint's own idle gaps
-(README, "Adaptive auto-sleep").
+"""Adaptive auto-sleep: the idle time learnt from the endpoint's own idle gaps, and wakes ahead of
+the returns its history predicts (README, "Adaptive auto-sleep"; the wakes: `crazy_gary.core.returns`).
 
 Every gap between one request's end and the next request's start that is longer than the shortest
 idle time allowed is kept, by the hour of the week it began in (as Azure Functions' "hybrid
@@ -8,11 +8,12 @@ stays up through them, so they cannot change the choice, and keeping them would 
 out of a busy hour's history. For a gap that begins now, the idle time is the one that would have
 cost least over the gaps seen at this hour: staying up through a gap bills it whole; sleeping
 before its end bills the idle time and a cold start, and makes a request wait, which counts as
-`WAIT_WEIGHT` cold starts more. In a busy hour (ten gaps or more for each long one), an idle time
-that stays up through every pause seen keeps a margin: twice the longest. An hour with few gaps
-borrows those of the same hour of the other days, then of the hours around it; where even those are
-too few, and until the endpoint has some history, the fixed timer applies. The result stays within
-`auto_sleep_min` and `auto_sleep_max`.
+`WAIT_WEIGHT` cold starts more. An idle time that stays up through every gap seen keeps a margin:
+twice the longest (the longest of a few gaps says little of the next one's length). An hour with
+few gaps, or fewer than three long ones, borrows those of the same hour of the other days, then of
+the hours around it, then of the hours around it on every day, then of all hours; a history without
+a single long gap sleeps as soon as it may; and until the endpoint has some history, the fixed timer
+applies. The result stays within `auto_sleep_min` and `auto_sleep_max`.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ import bisect
 from collections import deque
 from dataclasses import dataclass
 
+from crazy_gary.core.returns import ReturnHistory
+
 __all__ = ["AdaptiveIdle", "AdaptiveSettings"]
 
 _HOURS = 7 * 24
 _PER_HOUR = 200  # gaps kept of each hour of the week: the latest
 _ENOUGH = 12  # gaps an hour (with its neighbours) needs before it decides alone
-_BUSY = 10  # gaps in all for each long one that make an hour busy
+_ENOUGH_LONG = 3  # long ones among them
+_WIDE = 6  # hours on each side of the widest look, on every day
 _MIN_HISTORY = 30  # gaps in all before the fixed timer gives way
 WAIT_WEIGHT = 3.0  # a request that meets a cold start costs this many cold starts more
 _PAST_A_GAP = 10.0  # seconds an idle time that covers a gap stays past its end
@@ -52,6 +56,7 @@ class AdaptiveIdle:
         self._counts: dict[int, int] = {}  # gaps of each hour of the week, the short ones too
         self._seen = 0
         self._cache: dict[tuple[int, int], tuple[int, float]] = {}  # (hour, cold start) -> (seen, idle)
+        self.returns = ReturnHistory(settings.minimum)  # to wake it ahead of a predicted return
 
     def observe_gap(self, began: float, seconds: float) -> None:
         """A gap of `seconds` without requests that began at wall time `began` ended."""
@@ -73,24 +78,30 @@ class AdaptiveIdle:
         cached = self._cache.get(key)
         if cached is None or self._seen - cached[0] >= max(8, self._seen // 16):
             near = self._gaps_near(key[0])
-            idle = self._best(*near, cold_start) if near is not None else -1.0
+            idle = self._best(near, cold_start) if near is not None else -1.0
             cached = self._cache[key] = (self._seen, idle)
         return None if cached[1] < 0 else cached[1]
 
-    def _gaps_near(self, hour: int) -> tuple[list[float], int] | None:
-        """The long gaps of this hour of the week and how many gaps it had in all; with too few
-        gaps, of this hour of every day, then of the hours around it; None when even those are too few."""
+    def _gaps_near(self, hour: int) -> list[float] | None:
+        """The long gaps of this hour of the week. With too few gaps, or too few long ones (a busy
+        hour's first minutes tell nothing of its pauses): of this hour of every day, of the hours
+        around it, of those hours of every day, of all hours. No long gap at all: none is expected
+        ([]). None when even all the gaps are too few."""
         same_hour = [(hour % 24 + 24 * day) % _HOURS for day in range(7)]
         around = [(hour + offset) % _HOURS for offset in range(-_NEIGHBOURS, _NEIGHBOURS + 1)]
-        for hours in ([hour], same_hour, around):
+        wide = [
+            (hour + offset + 24 * day) % _HOURS for offset in range(-_WIDE, _WIDE + 1) for day in range(7)
+        ]
+        for hours in ([hour], same_hour, around, wide, list(self._counts)):
             counted = sum(self._counts.get(each, 0) for each in hours)
-            if counted >= _ENOUGH:
-                return [gap for each in hours for gap in self._by_hour.get(each, ())], counted
-        return None
+            long = [gap for each in hours for gap in self._by_hour.get(each, ())]
+            if counted >= _ENOUGH and len(long) >= _ENOUGH_LONG:
+                return long
+        return [] if not self._by_hour else None
 
-    def _best(self, gaps: list[float], counted: int, cold_start: float) -> float:
-        """The idle time within the bounds that bills least over `gaps` (the long ones of `counted`
-        gaps), a waiting request counted."""
+    def _best(self, gaps: list[float], cold_start: float) -> float:
+        """The idle time within the bounds that bills least over the long gaps `gaps`, a waiting
+        request counted."""
         low, high = self.settings.minimum, self.settings.maximum
         if not gaps:
             return low  # every gap at this hour ended before the shortest idle time could
@@ -108,10 +119,10 @@ class AdaptiveIdle:
             cost = prefix[shorter] + longer * (idle + penalty)
             if cost < best_cost:
                 best, best_cost = idle, cost
-        if best >= ordered[-1] and counted >= _BUSY * len(ordered):
-            # A busy hour (many requests to each pause) it stays up through every pause of: a sleep
-            # in a longer pause than any seen would make the next burst wait, so it keeps a margin
-            # as wide again (else each new longest pause would catch it asleep).
+        if best >= ordered[-1]:
+            # It stays up through every gap seen: a sleep in a gap longer than any seen would make
+            # the next request wait, so it keeps a margin as wide again (else each new longest gap
+            # would catch it asleep; the longest of a few gaps understates the next).
             best = min(high, max(best, 2 * ordered[-1]))
         return best
 

@@ -35,6 +35,8 @@ class Endpoint:
     live_prices: dict[str, float] = field(default_factory=dict)  # shared by the manager's endpoints
     adaptive: AdaptiveIdle | None = None  # the learnt idle time, for `auto_sleep = "adaptive"`
     last_arrival: float | None = None  # wall time a request last asked for it (for adaptive)
+    awake_until: float | None = None  # woken ahead of a predicted return: not put to sleep before
+    slept_by: str | None = None  # the actor of the last sleep since the last wake (None: HF's own timer)
     upstream: UpstreamEndpoint | None = None
     reachable: bool = False
     seen: bool = False
@@ -188,8 +190,11 @@ class Endpoint:
         if self.adaptive is None:
             return
         began = max(self.last_activity or 0.0, self.last_arrival or 0.0)
-        if began and self.in_flight == 0:
+        idle = bool(began) and self.in_flight == 0
+        if idle:
             self.adaptive.observe_gap(began, now - began)
+        returned = idle and now - began > self.adaptive.settings.maximum
+        self.adaptive.returns.observe_arrival(now, returned)
         self.last_arrival = now
 
     def request_began(self, now: float) -> None:
@@ -267,9 +272,9 @@ class Endpoint:
         self.recover = self.failure = self.last_error = None
         self.timed_out = False
         if operation == "wake":
-            self.wake_time = now
+            self.wake_time, self.slept_by = now, None
         else:
-            self.sleep_time = now
+            self.sleep_time, self.slept_by = now, actor
 
     def end_operation(self, error: str | None, *, timed_out: bool = False) -> None:
         """The operation under way ended, with `error` if it failed (a failed wake marks the endpoint)."""
@@ -308,7 +313,7 @@ class Endpoint:
         else:
             return None
         began = max(since, self.last_activity or 0.0)
-        due = began + self.idle_time(began)
+        due = max(began + self.idle_time(began), self.awake_until or 0.0)
         warm_until = self.spec.warm.warm_until(due) if self.spec.warm is not None else None
         return due if warm_until is None else warm_until  # not put to sleep inside a warm window
 
@@ -317,9 +322,12 @@ class Endpoint:
         fixed timer, or what the endpoint's own gaps call for (`crazy_gary.core.adaptive`)."""
         if self.adaptive is None:
             return self.auto_sleep
-        cold_start = self.cold_start if self.cold_start is not None else _COLD_START_GUESS
-        learnt = self.adaptive.idle_time(began, cold_start)
+        learnt = self.adaptive.idle_time(began, self.expected_cold_start())
         return self.auto_sleep if learnt is None else learnt
+
+    def expected_cold_start(self) -> float:
+        """Seconds a wake should take to running: the last measured, else a guess."""
+        return self.cold_start if self.cold_start is not None else _COLD_START_GUESS
 
     def load_problem(self, now: float) -> str | None:
         """Why an endpoint HF reports running has not counted as running for longer than a wake may take."""

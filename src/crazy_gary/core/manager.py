@@ -27,6 +27,7 @@ from crazy_gary.core.scaling import IdleTimerSetting, ScalingKeeper, set_idle_ti
 from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.core.status import EndpointStatus, EndpointView
 from crazy_gary.core.supervisor import ErrorHook, Supervisor, stop
+from crazy_gary.core.wakes_ahead import WakesAhead
 from crazy_gary.core.warmups import ScheduledWakes
 from crazy_gary.errors import EndpointNotFound, ManagementError
 
@@ -85,6 +86,7 @@ class HuggingFaceEndpointManager:
         self._pricing: asyncio.Task[None] | None = None
         self._configuring: asyncio.Task[None] | None = None
         self._scheduled: asyncio.Task[None] | None = None
+        self._predicted: asyncio.Task[None] | None = None
 
     def _build_parts(
         self,
@@ -176,10 +178,15 @@ class HuggingFaceEndpointManager:
                 endpoints, self._clock, lambda key, actor: self.wake(key, actor=actor), lambda: self.leading
             )
             self._scheduled = supervisor.loop("warm-up schedule", wakes.run_pass) if wakes.needed else None
+            ahead = WakesAhead(
+                endpoints, self._clock, lambda key, actor: self.wake(key, actor=actor), lambda: self.leading
+            )
+            self._predicted = supervisor.loop("predicted wakes", ahead.run_pass) if ahead.needed else None
 
     async def close(self) -> None:
         """Cancel and await every background task (one that ended with an error is logged)."""
-        await stop([*self._operations, self._recovery, self._pricing, self._configuring, self._scheduled])
+        background = [self._recovery, self._pricing, self._configuring, self._scheduled, self._predicted]
+        await stop([*self._operations, *background])
         if self._sync is not None:
             await self._sync.close()
         await self._autosleep.close()
