@@ -20,6 +20,8 @@ VARIABLES = (
     "ENDPOINT_WAKE_TIMEOUT",
     "ENDPOINT_AUTO_SLEEP",
     "ENDPOINT_SLEEP_MODE",
+    "CRAZY_GARY_WEBHOOKS",
+    "CRAZY_GARY_WEBHOOK_SECRET",
 )
 
 
@@ -100,6 +102,10 @@ def test_real_mode_needs_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
         ("CRAZY_GARY_HF_SCALE_TO_ZERO", "0"),
         ("CRAZY_GARY_HF_SCALE_TO_ZERO", "-15"),
         ("CRAZY_GARY_HF_SCALE_TO_ZERO", "1.5"),
+        ("CRAZY_GARY_WEBHOOKS", "hooks.slack.com/services/T0/B0/x"),
+        ("CRAZY_GARY_WEBHOOKS", "https://ok.example/hook,ftp://example.com/hook"),
+        ("CRAZY_GARY_WEBHOOKS", "https://example.com:99999/hook"),
+        ("CRAZY_GARY_WEBHOOKS", "https:///no-host"),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
@@ -119,6 +125,23 @@ def test_api_key_errors_never_echo_the_key() -> None:
     keys = parse_api_keys("ops:operator:supersecretkey1, viewer:supersecretkey2")
     assert [(key.name, key.role) for key in keys] == [("ops", "operator"), (None, "viewer")]
     assert "supersecret" not in repr(keys)
+
+
+def test_webhook_addresses_are_read_and_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CRAZY_GARY_WEBHOOKS is a comma list of http(s) addresses; a bad one is named by its position
+    only, and neither the addresses nor the secret appear in the settings' repr."""
+    slack = "https://hooks.slack.com/services/T0/B0/slacksecretpath"
+    monkeypatch.setenv("CRAZY_GARY_WEBHOOKS", f" {slack} , http://127.0.0.1:9000/hook ,")
+    monkeypatch.setenv("CRAZY_GARY_WEBHOOK_SECRET", "signingsecret")
+    settings = load_settings()
+    assert settings.webhook_urls == (slack, "http://127.0.0.1:9000/hook")
+    assert "slacksecretpath" not in repr(settings) and "signingsecret" not in repr(settings)
+    monkeypatch.setenv("CRAZY_GARY_WEBHOOKS", f"{slack},mailto:ops@example.com?x=slacksecretpath")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert raised.value.message == "CRAZY_GARY_WEBHOOKS: item 2 is not an http:// or https:// address"
+    monkeypatch.delenv("CRAZY_GARY_WEBHOOKS")
+    assert load_settings().webhook_urls == ()
 
 
 def test_toml_file_defines_any_number_of_endpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

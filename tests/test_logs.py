@@ -238,7 +238,8 @@ def test_request_id_is_carried_by_context(output: io.StringIO) -> None:
 
 
 def test_manager_events_become_lines(output: io.StringIO) -> None:
-    """Operation start and end and state changes are logged at info with their fields."""
+    """Operation start and end and state changes are logged at info with their fields, a circuit
+    opening at warning."""
     log_manager_event(ManagerEvent("operation", "120b", operation="wake", actor="ops"))
     log_manager_event(ManagerEvent("state", "120b", status="starting", hf_state="initializing"))
     log_manager_event(
@@ -246,7 +247,9 @@ def test_manager_events_become_lines(output: io.StringIO) -> None:
             "operation_done", "120b", operation="wake", actor="ops", success=False, error="timed out"
         )
     )
-    started, state, finished = lines(output)
+    log_manager_event(ManagerEvent("circuit_open", "120b"))
+    started, state, finished, opened = lines(output)
+    assert (opened["level"], opened["event"], opened["endpoint"]) == ("warning", "circuit_opened", "120b")
     assert {k: started[k] for k in ("level", "event", "operation", "endpoint", "actor")} == {
         "level": "info",
         "event": "operation_started",

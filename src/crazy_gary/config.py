@@ -12,6 +12,7 @@ import dataclasses
 import os
 import re
 import tomllib
+import urllib.parse
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -50,6 +51,7 @@ __all__ = [
     "load_simulator_config",
     "parse_api_keys",
     "parse_endpoint_address",
+    "parse_webhook_urls",
 ]
 
 Role = Literal["viewer", "user", "operator"]
@@ -100,6 +102,24 @@ def parse_api_keys(value: str) -> tuple[ApiKey, ...]:
     return tuple(keys)
 
 
+def parse_webhook_urls(value: str) -> tuple[str, ...]:
+    """The http:// or https:// addresses of a comma list; a ValueError names the bad item by its
+    position only (a Slack webhook's address is itself a secret)."""
+    urls: list[str] = []
+    for position, item in enumerate((part.strip() for part in value.split(",")), start=1):
+        if not item:
+            continue
+        try:
+            parts = urllib.parse.urlsplit(item)
+            parts.port  # noqa: B018  # raises ValueError when out of range or not a number
+        except ValueError:
+            raise ValueError(f"item {position} is not an http:// or https:// address") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in item):
+            raise ValueError(f"item {position} is not an http:// or https:// address")
+        urls.append(item)
+    return tuple(urls)
+
+
 def _alias(name: str, default: Any, **constraints: Any) -> Any:
     return Field(default=default, validation_alias=AliasChoices(name, name.lower()), **constraints)
 
@@ -143,6 +163,8 @@ class Settings(BaseSettings):
     poll_fast_interval: float = _alias("CRAZY_GARY_POLL_FAST_INTERVAL", 1.0, gt=0, allow_inf_nan=False)
     hf_scale_to_zero: str = _alias("CRAZY_GARY_HF_SCALE_TO_ZERO", "auto")
     quota_reserve: int = _alias("CRAZY_GARY_QUOTA_RESERVE", 1024, ge=0)
+    webhooks_text: SecretStr | None = _alias("CRAZY_GARY_WEBHOOKS", None)  # addresses may hold tokens
+    webhook_secret: SecretStr | None = _alias("CRAZY_GARY_WEBHOOK_SECRET", None)
 
     @field_validator("hf_scale_to_zero")
     @classmethod
@@ -196,6 +218,13 @@ class Settings(BaseSettings):
             parse_endpoint_address(value)
         return value
 
+    @field_validator("webhooks_text")
+    @classmethod
+    def _webhooks(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_webhook_urls(value.get_secret_value())
+        return value
+
     @field_validator("api_keys_text")
     @classmethod
     def _keys(cls, value: SecretStr | None) -> SecretStr | None:
@@ -235,6 +264,13 @@ class Settings(BaseSettings):
         if self.api_keys_text is None:
             return ()
         return parse_api_keys(self.api_keys_text.get_secret_value())
+
+    @cached_property
+    def webhook_urls(self) -> tuple[str, ...]:
+        """The addresses of `CRAZY_GARY_WEBHOOKS`; empty: no webhooks."""
+        if self.webhooks_text is None:
+            return ()
+        return parse_webhook_urls(self.webhooks_text.get_secret_value())
 
     @cached_property
     def cors_origin_list(self) -> tuple[str, ...]:

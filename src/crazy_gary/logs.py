@@ -364,7 +364,8 @@ _operations = get_logger("crazy_gary.operations")
 
 
 def log_manager_event(event: ManagerEvent) -> None:
-    """Log one manager event at info: an operation started or finished, or a state change."""
+    """Log one manager event: an operation started or finished, or a state change, at info; a
+    circuit opened, at warning."""
     if event.kind == "operation":
         _operations.info(
             "operation_started", operation=event.operation, endpoint=event.key, actor=event.actor
@@ -382,3 +383,5 @@ def log_manager_event(event: ManagerEvent) -> None:
         _operations.info("state_changed", endpoint=event.key, status=event.status, hf_state=event.hf_state)
     elif event.kind == "wake_request":
         _operations.info("wake_request_sent", endpoint=event.key, kind=event.operation)
+    elif event.kind == "circuit_open":
+        _operations.warning("circuit_opened", endpoint=event.key)

@@ -82,3 +82,34 @@ async def test_an_opening_through_another_replica_opens_for_what_remains_of_its_
     assert breaker.acquire()
     breaker.record_failure()  # its own trial failed: open again, from now
     assert breaker.opened_wall == clock.now()
+
+
+async def test_on_open_is_told_once_per_outage_of_its_own() -> None:
+    """`on_open` is called when failures open a closed circuit; a failed trial that keeps it open,
+    a late failure, and an opening learnt from another replica do not call it again."""
+    clock = ManualClock()
+    opened: list[float] = []
+    breaker = CircuitBreaker(
+        clock, failures_to_open=2, cooldown=10, on_open=lambda: opened.append(clock.now())
+    )
+    for _ in range(2):
+        breaker.acquire()
+        breaker.record_failure()
+    breaker.record_failure()  # a request that began before the opening
+    assert breaker.state is BreakerState.OPEN and len(opened) == 1
+    await clock.advance(10)
+    assert breaker.acquire()
+    breaker.record_failure()  # the trial failed: still the same outage
+    assert breaker.state is BreakerState.OPEN and len(opened) == 1
+    await clock.advance(10)
+    assert breaker.acquire()
+    breaker.record_success()
+    assert breaker.open_since(clock.now())  # another replica's opening
+    assert len(opened) == 1
+    await clock.advance(10)
+    breaker.acquire()
+    breaker.record_success()
+    for _ in range(2):
+        breaker.acquire()
+        breaker.record_failure()
+    assert opened == [clock.now() - 30, clock.now()]

@@ -15,6 +15,7 @@ Among replicas, a circuit opened by one opens on the others for the rest of its 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -45,6 +46,9 @@ class CircuitBreaker:
     opened_wall: float | None = None  # wall time of the latest opening, here or through another replica
     _trial_in_flight: bool = False
     _outcomes: deque[bool] = field(default_factory=deque)
+    # told when this replica's own failures open a closed circuit: not when a failed trial keeps it
+    # open (the same outage), nor for an opening learnt from another replica; it must not block
+    on_open: Callable[[], None] | None = None
 
     @property
     def state(self) -> BreakerState:
@@ -85,7 +89,10 @@ class CircuitBreaker:
         self._consecutive += 1
         self._remember(False)
         if self._state is BreakerState.HALF_OPEN or self._should_open():
+            was_closed = self._state is BreakerState.CLOSED
             self._open()
+            if was_closed and self.on_open is not None:
+                self.on_open()
 
     def open_since(self, at: float) -> bool:
         """Another replica opened this circuit at wall time `at`: open it here too for what remains of

@@ -12,8 +12,11 @@ __all__ = ["EventKind", "ManagerEvent", "OperationResult"]
 
 #: "operation" (accepted), "operation_done", "operation_unchanged" (a wake or sleep that found the
 #: endpoint already there or on its way: `status` says where), "state" (a change of crazy-gary's or
-#: HF's state), "wake_request" (what a wake sent to start the endpoint, in `operation`)
-EventKind = Literal["operation", "operation_done", "operation_unchanged", "state", "wake_request"]
+#: HF's state), "wake_request" (what a wake sent to start the endpoint, in `operation`),
+#: "circuit_open" (this replica's failures opened the endpoint's circuit breaker)
+EventKind = Literal[
+    "operation", "operation_done", "operation_unchanged", "state", "wake_request", "circuit_open"
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class ManagerEvent:
     hf_state: str | None = None
     request_id: str | None = None
     details: Mapping[str, Any] | None = None  # what an operation did, for the audit log
+    timed_out: bool = False  # an operation that failed for outliving its endpoint's wake timeout
 
     @classmethod
     def operation_done(
@@ -49,8 +53,11 @@ class ManagerEvent:
         error: str | None,
         request_id: str | None,
         sent: list[str],
+        *,
+        timed_out: bool = False,
     ) -> ManagerEvent:
-        """An operation's end: its error if it failed, and what a wake sent to start the endpoint."""
+        """An operation's end: its error if it failed (`timed_out` when it outlived the endpoint's
+        wake timeout), and what a wake sent to start the endpoint."""
         return cls(
             "operation_done",
             key,
@@ -60,4 +67,5 @@ class ManagerEvent:
             error=error,
             request_id=request_id,
             details={"sent": sent} if sent else None,
+            timed_out=timed_out,
         )

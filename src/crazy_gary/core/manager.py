@@ -7,6 +7,7 @@ by one poller per namespace (`crazy_gary.core.poller`); callers only ever read t
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
@@ -71,7 +72,12 @@ class HuggingFaceEndpointManager:
                 spec=spec,
                 auto_sleep=spec.auto_sleep if spec.auto_sleep is not None else auto_sleep,
                 wake_timeout=spec.wake_timeout if spec.wake_timeout is not None else wake_timeout,
-                breaker=CircuitBreaker(clock, failures_to_open=breaker_failures, cooldown=breaker_cooldown),
+                breaker=CircuitBreaker(
+                    clock,
+                    failures_to_open=breaker_failures,
+                    cooldown=breaker_cooldown,
+                    on_open=functools.partial(self._circuit_opened, spec.key),
+                ),
                 live_prices=self._prices,
                 adaptive=AdaptiveIdle(spec.adaptive) if spec.adaptive is not None else None,
             )
@@ -332,6 +338,9 @@ class HuggingFaceEndpointManager:
             self._announce_state(endpoint)
             self._autosleep.kick()  # a loading endpoint is due to sleep too
 
+    def _circuit_opened(self, key: str) -> None:
+        self._emit(ManagerEvent("circuit_open", key))
+
     def _announce_state(self, endpoint: Endpoint) -> None:
         status = endpoint.status().value
         self._emit(ManagerEvent("state", endpoint.key, status=status, hf_state=endpoint.hf_state))
@@ -392,7 +401,10 @@ class HuggingFaceEndpointManager:
                 self._state_changed(endpoint, before)
                 endpoint.notify()
                 self._autosleep.kick()
-        self._emit(ManagerEvent.operation_done(endpoint.key, operation, actor, error, request_id, sent))
+        done = ManagerEvent.operation_done(
+            endpoint.key, operation, actor, error, request_id, sent, timed_out=timed_out
+        )
+        self._emit(done)
         if error is not None:
             logger.warning("%s of %s failed: %s", operation, endpoint.key, error)
 

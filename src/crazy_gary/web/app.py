@@ -34,6 +34,7 @@ from crazy_gary.web.policies import router as policies_router
 from crazy_gary.web.ratelimit import RateLimitMiddleware, RateLimits, limiter_storage
 from crazy_gary.web.records import router as records_router
 from crazy_gary.web.routes import router
+from crazy_gary.webhooks import Webhooks
 
 __all__ = ["create_app"]
 
@@ -140,9 +141,35 @@ async def _start_services(
         background_errors=background_errors,
     )
     metrics.attach(engine)
+    app.state.webhooks = await _start_webhooks(settings, clock, engine, events, recorder, metrics, stack)
     stack.push_async_callback(engine.aclose)  # also after a start that failed half-way
     await engine.start()
     stack.callback(events.close)  # first of all: open streams end, so the server need not wait for them
+
+
+async def _start_webhooks(
+    settings: Settings,
+    clock: Clock,
+    engine: Engine,
+    events: EventHub,
+    recorder: Recorder,
+    metrics: Metrics,
+    stack: contextlib.AsyncExitStack,
+) -> Webhooks | None:
+    """The webhooks of `CRAZY_GARY_WEBHOOKS`, started before the engine so that they see its first
+    states, and closed by `stack` after it; None when none is set."""
+    if not settings.webhook_urls:
+        return None
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    webhooks = Webhooks(
+        settings.webhook_urls, engine.manager, clock, secret=secret, costs=recorder.costs_between
+    )
+    events.on_quota_exceeded(webhooks.on_quota_exceeded)
+    metrics.registry.register(webhooks.counters.deliveries)
+    metrics.registry.register(webhooks.counters.retries)
+    await webhooks.start(metrics.background_errors)
+    stack.push_async_callback(webhooks.close)
+    return webhooks
 
 
 async def _start_records(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
@@ -82,6 +82,7 @@ class EventHub:
         self._circuits = {key: view.circuit for key, view in manager.all_status().items()}
         self._window = (0.0, 0)  # (second, request events sent in it)
         self._closed = False
+        self._quota_observers: list[Callable[[str, str, str, int], None]] = []
         manager.subscribe(self._on_manager_event)
         engine.subscribe(self._on_request_event)
 
@@ -161,6 +162,13 @@ class EventHub:
         """A `quota_exceeded` event: a request of `key` refused by its quota (for webhooks and pages)."""
         data = {"key": key, "model_type": model_type, "window": window, "retry_after": retry_after}
         self._tell("quota_exceeded", data)
+        for observer in self._quota_observers:
+            observer(key, model_type, window, retry_after)
+
+    def on_quota_exceeded(self, observer: Callable[[str, str, str, int], None]) -> None:
+        """Call `observer(key, model_type, window, retry_after)` with every `quota_exceeded` of this
+        replica (the webhooks; it must not block)."""
+        self._quota_observers.append(observer)
 
     def deliver(self, name: str, data: dict[str, Any]) -> None:
         """An event another replica made: to this replica's streams (requests also to the snapshot)."""
