@@ -195,7 +195,8 @@ class Webhooks:
 
     # -- what is sent (observers: they never block) ----------------------------------------------
     def on_manager_event(self, event: ManagerEvent) -> None:
-        """A webhook for a state change (sent by the leader), a wake timeout or a circuit opening."""
+        """A webhook for a change of crazy-gary's state (sent by the leader), a wake timeout or a
+        circuit opening."""
         if event.kind == "state" and event.status is not None:
             before = self._states.get(event.key, ("unknown", None))
             self._states[event.key] = (event.status, event.hf_state)
@@ -212,11 +213,8 @@ class Webhooks:
     def _state_changed(self, key: str, before: tuple[str, str | None], after: tuple[str, str | None]) -> None:
         details = {"status": after[0], "hf_state": after[1], "previous_status": before[0]}
         details["previous_hf_state"] = before[1]
-        if after[0] != before[0]:
-            text = f"{key} is now {after[0]} (was {before[0]})"
-        else:
-            text = f"{key} is still {after[0]}; Hugging Face now says {after[1]} (was {before[1]})"
-        self.send("state_change", details, text, endpoint=key)
+        if after[0] != before[0]:  # HF's steps within one state (pending, then initializing) are not news
+            self.send("state_change", details, f"{key} is now {after[0]} (was {before[0]})", endpoint=key)
 
     def _circuit_opened(self, key: str) -> None:
         cooldown = self._manager.endpoint(key).breaker.cooldown
