@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 import struct
 import subprocess
 import sys
@@ -189,6 +190,30 @@ def test_the_chart_draws_a_labelled_point_per_policy(tmp_path: Path) -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
     assert (width, height) == (800, 525)
+
+
+def test_the_chart_draws_the_fixed_timers_line_through_the_idle_policies(tmp_path: Path) -> None:
+    """The line joins the `idle:` points in order of cost and no other; with one timer there is none."""
+    figures = {
+        "idle:60m": {"cost": 30.0, "cold_hits": 10},
+        "idle:5m": {"cost": 10.0, "cold_hits": 50},
+        "idle:15m": {"cost": 18.0, "cold_hits": 30},
+        "adaptive": {"cost": 15.0, "cold_hits": 20},
+    }
+    draw_chart(figures, "t", tmp_path / "c.svg")
+    root = ElementTree.parse(tmp_path / "c.svg").getroot()
+    line = [g for g in root.iter(f"{SVG}g") if g.get("id") == "fixed-timers"]
+    assert len(line) == 1
+    path = next(line[0].iter(f"{SVG}path")).get("d") or ""
+    vertices = [tuple(map(float, pair)) for pair in re.findall(r"([-\d.]+) ([-\d.]+)", path)]
+    points = _points(tmp_path / "c.svg")
+    timers = [points[name] for name in ("idle:5m", "idle:15m", "idle:60m")]
+    assert len(vertices) == 3
+    for (vx, vy), (px, py) in zip(vertices, timers, strict=True):
+        assert abs(vx - px) < 1 and abs(vy - py) < 1
+    draw_chart({"idle:5m": figures["idle:5m"], "adaptive": figures["adaptive"]}, "t", tmp_path / "d.svg")
+    root = ElementTree.parse(tmp_path / "d.svg").getroot()
+    assert not [g for g in root.iter(f"{SVG}g") if g.get("id") == "fixed-timers"]
 
 
 def test_the_command_draws_the_chart_and_refuses_another_format(tmp_path: Path) -> None:
