@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from crazy_gary.clock import ManualClock
+from crazy_gary.core.adaptive import AdaptiveSettings
 from crazy_gary.core.events import ManagerEvent
 from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.core.supervisor import BackgroundFailure
 from crazy_gary.recorder import Recorder
 from crazy_gary.store import SqlStore, database_url
-from crazy_gary.store.base import AuditEntry, AuditQuery
+from crazy_gary.store.base import AuditEntry, AuditQuery, RequestRecord
 
 from .core._specs import SPECS
 from .core.fakes import FakeManagement
@@ -164,3 +166,32 @@ async def test_an_operation_that_never_ends_stays_in_the_log_as_running(tmp_path
         assert [(e.operation, e.actor, e.success) for e in log] == [("wake", "ops", None)]
     finally:
         await again.close()
+
+
+async def test_adaptive_auto_sleep_learns_at_start_from_the_stored_requests(tmp_path: Path) -> None:
+    """Four nights of a batch at 02:00 in the store: a manager started on Thursday afternoon has
+    learnt its idle times and plans a wake ahead of Friday's batch before any request arrives."""
+    monday = 1_793_577_600.0  # 2026-11-02 00:00 UTC
+    store = SqlStore(database_url(None, tmp_path))
+    await store.open()
+    batches = [
+        RequestRecord(monday + day * 86400 + 2 * 3600 + 3 * index, "120b")
+        for day in range(4)
+        for index in range(100)
+    ]
+    await store.add_requests([RequestRecord(monday - 3600, "120b"), *batches])
+    clock = ManualClock(start=monday + 3 * 86400 + 15 * 3600)
+    specs = [replace(s, adaptive=AdaptiveSettings()) if s.key == "120b" else s for s in SPECS]
+    manager = HuggingFaceEndpointManager(specs, FakeManagement(clock, {}), clock)
+    recorder = Recorder(store, manager, clock)
+    try:
+        await recorder.start()
+        learner = manager.endpoint("120b").adaptive
+        assert learner is not None
+        planned = learner.returns.next_wake(clock.now(), 300)
+        friday_batch = monday + 4 * 86400 + 2 * 3600
+        assert planned is not None and planned.window[0] <= friday_batch <= planned.window[1]
+        assert learner.idle_time(monday + 3 * 86400 + 2.5 * 3600, 300) is not None
+    finally:
+        await recorder.close()
+        await store.close()

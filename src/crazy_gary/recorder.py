@@ -35,6 +35,7 @@ __all__ = ["Recorder", "total"]
 logger = logging.getLogger(__name__)
 DAY = 86_400.0
 MAX_QUEUED = 10_000  # entries kept while the store is down; the oldest go first
+LEARNT_DAYS = 14  # days of requests adaptive auto-sleep learns from at start
 
 
 class Recorder:
@@ -72,11 +73,28 @@ class Recorder:
         that survives unexpected errors (logged, and told to `on_error`)."""
         self._saved = await self.store.load_endpoints()
         self._manager.restore(self._saved)
+        await self._teach_adaptive()
         for key in self._manager.keys:
             self._history[key] = [(t.at, t.state) for t in await self.store.transitions(key)]
         await self._prune(self._clock.now())
         self._manager.subscribe(self.on_event)
         self._task = Supervisor(self._clock, on_error).loop("recorder", self._run)
+
+    async def _teach_adaptive(self) -> None:
+        """Adaptive auto-sleep learns, at start, from the requests of the last `LEARNT_DAYS` days
+        asked of each adaptive endpoint, as if it had been running: a restart does not forget."""
+        learners = [key for key in self._manager.keys if self._manager.endpoint(key).adaptive is not None]
+        if not learners:
+            return
+        now = self._clock.now()
+        arrivals: dict[str, list[float]] = {key: [] for key in learners}
+        for record in await self.store.requests(now - LEARNT_DAYS * DAY, now):
+            into = arrivals.get(record.model_type)
+            if into is not None:
+                count = max(1, record.requests)
+                into.extend(record.at + index / count for index in range(count))
+        for key, times in arrivals.items():
+            self._manager.endpoint(key).learn_from(sorted(times))
 
     async def close(self) -> None:
         task, self._task = self._task, None

@@ -197,6 +197,19 @@ class Endpoint:
         self.adaptive.returns.observe_arrival(now, returned)
         self.last_arrival = now
 
+    def learn_from(self, arrivals: list[float]) -> None:
+        """Arrivals from before a restart (the store's request history), oldest first: what
+        adaptive auto-sleep would have learnt from them had it been running."""
+        if self.adaptive is None:
+            return
+        last: float | None = None
+        for at in arrivals:
+            if last is not None and at > last:
+                self.adaptive.observe_gap(last, at - last)
+            returned = last is not None and at - last > self.adaptive.settings.maximum
+            self.adaptive.returns.observe_arrival(at, returned)
+            last = at
+
     def request_began(self, now: float) -> None:
         if self.in_flight == 0:
             self.busy_since = now
