@@ -123,4 +123,7 @@ def test_hfs_own_idle_timer_outlasts_the_longest_warm_window_and_adaptive_maximu
     assert wanted_idle_timer("auto", longest_idle(office, 900)) == 11 * 60 + 15
     adaptive = EndpointSpec(key="a", url="demo/a", adaptive=AdaptiveSettings(maximum=3600))
     assert wanted_idle_timer("auto", longest_idle(adaptive, 900)) == 60 + 15
+    # kept up through a predicted return's window (a minute early, 15 minutes) however short its maximum
+    brief = EndpointSpec(key="b", url="demo/b", adaptive=AdaptiveSettings(minimum=60, maximum=300))
+    assert wanted_idle_timer("auto", longest_idle(brief, 300)) == 16 + 15
     assert longest_idle(office, 0) == 0  # never put to sleep: HF's timer stays off

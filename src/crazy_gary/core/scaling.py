@@ -19,6 +19,7 @@ from crazy_gary.core.endpoint import Endpoint
 from crazy_gary.core.events import ManagerEvent
 from crazy_gary.core.poller import StatusPoller
 from crazy_gary.core.ports import ManagementAPI, UpstreamEndpoint
+from crazy_gary.core.returns import LEAD, WINDOW
 from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.core.status import HfState
 from crazy_gary.errors import ManagementError
@@ -34,12 +35,13 @@ ACTOR = "crazy-gary"
 
 def longest_idle(spec: EndpointSpec, auto_sleep: float) -> float:
     """Seconds crazy-gary may keep the endpoint up without a request: its auto-sleep, the longest
-    an adaptive one may learn, the longest warm window. HF's own timer must not fire before."""
+    an adaptive one may learn or keep it up ahead of a predicted return, the longest warm window.
+    HF's own timer must not fire before."""
     if auto_sleep <= 0:
         return 0.0
     longest = auto_sleep
     if spec.adaptive is not None:
-        longest = max(longest, spec.adaptive.maximum)
+        longest = max(longest, spec.adaptive.maximum, LEAD + WINDOW)
     if spec.warm is not None:
         longest = max(longest, spec.warm.longest_window())
     return longest
