@@ -12,6 +12,7 @@ from crazy_gary.clock import ManualClock
 from crazy_gary.core.adaptive import AdaptiveSettings
 from crazy_gary.core.events import ManagerEvent
 from crazy_gary.core.manager import HuggingFaceEndpointManager
+from crazy_gary.core.ports import PersistedEndpoint
 from crazy_gary.core.supervisor import BackgroundFailure
 from crazy_gary.recorder import Recorder
 from crazy_gary.store import SqlStore, database_url
@@ -192,6 +193,37 @@ async def test_adaptive_auto_sleep_learns_at_start_from_the_stored_requests(tmp_
         friday_batch = monday + 4 * 86400 + 2 * 3600
         assert planned is not None and planned.window[0] <= friday_batch <= planned.window[1]
         assert learner.idle_time(monday + 3 * 86400 + 2.5 * 3600, 300) is not None
+    finally:
+        await recorder.close()
+        await store.close()
+
+
+async def test_an_operators_sleep_is_remembered_across_a_restart_for_wakes_ahead(tmp_path: Path) -> None:
+    """Asleep when it stopped, put to sleep by `alice` (the audit log says): after a restart the
+    endpoint is still one an operator put to sleep; one woken since is not."""
+    store = SqlStore(database_url(None, tmp_path))
+    await store.open()
+    clock = ManualClock()
+    now = clock.now()
+    await store.save_endpoints(
+        {
+            "120b": PersistedEndpoint(wake_time=now - 7200, sleep_time=now - 3600),
+            "20b": PersistedEndpoint(wake_time=now - 600, sleep_time=now - 3600),
+        }
+    )
+    await store.add_audit(
+        [
+            AuditEntry(now - 3600, "alice", "sleep", "120b", True),
+            AuditEntry(now - 3600, "alice", "sleep", "20b", True),
+        ]
+    )
+    specs = [replace(s, adaptive=AdaptiveSettings()) for s in SPECS]
+    manager = HuggingFaceEndpointManager(specs, FakeManagement(clock, {}), clock)
+    recorder = Recorder(store, manager, clock)
+    try:
+        await recorder.start()
+        assert manager.endpoint("120b").slept_by == "alice"
+        assert manager.endpoint("20b").slept_by is None  # woken after that sleep
     finally:
         await recorder.close()
         await store.close()

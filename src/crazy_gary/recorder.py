@@ -95,6 +95,17 @@ class Recorder:
                 into.extend(record.at + index / count for index in range(count))
         for key, times in arrivals.items():
             self._manager.endpoint(key).learn_from(sorted(times))
+            await self._recall_who_slept(key)
+
+    async def _recall_who_slept(self, key: str) -> None:
+        """Who put the endpoint to sleep last, when it was asleep as we stopped (from the audit log):
+        one an operator put to sleep is not woken ahead of a predicted return after a restart either."""
+        memory = self._saved.get(key)
+        if memory is None or memory.sleep_time is None or (memory.wake_time or 0.0) > memory.sleep_time:
+            return
+        last = await self.store.audit(AuditQuery(limit=1, model_type=key, operation="sleep"))
+        if last:
+            self._manager.endpoint(key).slept_by = last[0].actor
 
     async def close(self) -> None:
         task, self._task = self._task, None
