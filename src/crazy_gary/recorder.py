@@ -87,14 +87,14 @@ class Recorder:
         if not learners:
             return
         now = self._clock.now()
-        arrivals: dict[str, list[float]] = {key: [] for key in learners}
-        for record in await self.store.requests(now - LEARNT_DAYS * DAY, now):
+        arrivals: dict[str, list[tuple[float, int]]] = {key: [] for key in learners}
+        for record in await self.store.requests(now - LEARNT_DAYS * DAY, now, learners):
             into = arrivals.get(record.model_type)
             if into is not None:
-                count = max(1, record.requests)
-                into.extend(record.at + index / count for index in range(count))
-        for key, times in arrivals.items():
-            self._manager.endpoint(key).learn_from(sorted(times))
+                into.append((record.at, max(1, record.requests)))
+        for key, seconds in arrivals.items():
+            seconds.sort()  # a second is stored once per kind (streamed or not): both, in order
+            self._manager.endpoint(key).learn_from(seconds)
             await self._recall_who_slept(key)
 
     async def _recall_who_slept(self, key: str) -> None:

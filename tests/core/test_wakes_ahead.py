@@ -7,16 +7,22 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+import pytest
 
 from crazy_gary.clock import ManualClock
-from crazy_gary.core.adaptive import AdaptiveSettings
+from crazy_gary.core.adaptive import AdaptiveIdle, AdaptiveSettings
+from crazy_gary.core.breaker import CircuitBreaker
+from crazy_gary.core.endpoint import Endpoint
 from crazy_gary.core.events import ManagerEvent
 from crazy_gary.core.manager import HuggingFaceEndpointManager
+from crazy_gary.core.ports import UpstreamEndpoint
 from crazy_gary.core.returns import LEAD, WINDOW, ReturnHistory
 from crazy_gary.core.routing import Router
 from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.core.status import EndpointStatus
+from crazy_gary.core.wakes_ahead import WakesAhead
 from crazy_gary.engine import Engine
 from crazy_gary.replay.hf import ReplayInference, ReplayManagement
 
@@ -172,3 +178,127 @@ async def test_an_endpoint_an_operator_put_to_sleep_is_not_woken_ahead() -> None
     assert ("api", "sleep") in operations  # it was running, so the operator's sleep was the one
     assert cold.get(2, 0) > 0 and cold.get(3, 0) == 0 and cold.get(4, 0) == 0
     assert len([e for e in events if e.kind == "operation" and e.actor == "adaptive"]) == 2
+
+
+def asleep_endpoint(hf_state: str = "scaledToZero", slept_by: str | None = "auto-sleep") -> Endpoint:
+    """An adaptive endpoint asleep at HF, that learnt four nights (Monday to Thursday) of batches."""
+    endpoint = Endpoint(
+        spec=adaptive_spec(),
+        auto_sleep=900,
+        wake_timeout=600,
+        breaker=CircuitBreaker(ManualClock()),
+        adaptive=AdaptiveIdle(AdaptiveSettings(minimum=60, maximum=3600)),
+        upstream=UpstreamEndpoint("demo", "gpt-oss-120b", hf_state),
+        reachable=True,
+        seen=True,
+        slept_by=slept_by,
+    )
+    endpoint.learn_from([(MONDAY - HOUR, 1), *((at, 1) for day in range(4) for at in batch(day))])
+    return endpoint
+
+
+class Wakes:
+    """The loop of one endpoint on the manual clock, and the wakes it asked for (key, actor, when)."""
+
+    def __init__(self, endpoint: Endpoint, clock: ManualClock, leading: list[bool]) -> None:
+        self.asked: list[tuple[str, str, float]] = []
+        self.loop = WakesAhead(
+            [endpoint],
+            clock,
+            lambda key, actor: self.asked.append((key, actor, clock.now())),
+            lambda: leading[0],
+        )
+
+
+async def run_loop(
+    wakes: Wakes, clock: ManualClock, steps: Sequence[tuple[float, Callable[[], None]]]
+) -> None:
+    """Run the loop until the last of `steps` (wall time, what to change then) and an hour more."""
+
+    async def forever() -> None:
+        while True:
+            await wakes.loop.run_pass()
+
+    task = asyncio.ensure_future(forever())
+    try:
+        for at, change in steps:
+            await clock.advance(at - clock.now())
+            change()
+        await clock.advance(HOUR)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+FRIDAY_WAKE = MONDAY + 4 * DAY + 2 * HOUR - WINDOW / 2 - COLD - LEAD  # Friday's batch, woken ahead
+
+
+async def test_a_wake_that_cannot_be_made_at_its_time_is_made_as_soon_as_it_can() -> None:
+    """Another replica leads when Friday's wake is due, then this one takes over two minutes
+    later: it wakes within a minute of that (late, but up before the window ends), once."""
+    clock = ManualClock(start=MONDAY + 3 * DAY + 12 * HOUR)
+    endpoint, leading = asleep_endpoint(), [False]
+    wakes = Wakes(endpoint, clock, leading)
+    await run_loop(wakes, clock, [(FRIDAY_WAKE + 120, lambda: leading.__setitem__(0, True))])
+    assert [actor for _, actor, _ in wakes.asked] == ["adaptive"]
+    assert FRIDAY_WAKE + 120 <= wakes.asked[0][2] <= FRIDAY_WAKE + 180
+    assert endpoint.awake_until == MONDAY + 4 * DAY + 2 * HOUR + WINDOW / 2
+
+
+async def test_unreachable_at_its_time_it_is_woken_at_the_next_reading() -> None:
+    clock = ManualClock(start=MONDAY + 3 * DAY + 12 * HOUR)
+    endpoint = asleep_endpoint()
+    wakes = Wakes(endpoint, clock, [True])
+
+    def unreachable() -> None:
+        endpoint.reachable = False
+
+    def reachable_again() -> None:
+        endpoint.reachable = True
+        endpoint.notify()
+
+    await run_loop(wakes, clock, [(FRIDAY_WAKE - 1, unreachable), (FRIDAY_WAKE + 90, reachable_again)])
+    assert [at for _, _, at in wakes.asked] == [FRIDAY_WAKE + 90]
+
+
+async def test_an_operators_pause_or_sleep_is_left_alone_and_hfs_own_timer_is_not() -> None:
+    clock = ManualClock(start=MONDAY + 3 * DAY + 12 * HOUR)
+    for hf_state, slept_by, woken in [
+        ("scaledToZero", None, True),  # HF's own idle timer
+        ("paused", None, False),  # paused by hand in HF's interface: HF's timer never pauses
+        ("scaledToZero", "api", False),  # an operator's sleep through crazy-gary
+    ]:
+        endpoint = asleep_endpoint(hf_state, slept_by)
+        wakes = Wakes(endpoint, clock, [True])
+        await run_loop(wakes, clock, [(FRIDAY_WAKE + DAY * 0, lambda: None)])
+        assert bool(wakes.asked) is woken, (hf_state, slept_by)
+        clock = ManualClock(start=MONDAY + 3 * DAY + 12 * HOUR)
+
+
+def test_a_window_overlapping_the_one_acted_on_is_acted_on_too() -> None:
+    """Two batches of a minute 12 minutes apart each night, with auto_sleep_max 10 minutes: both
+    are returns; once the first window is acted on, the second, which begins before the first
+    ends, is next."""
+    nights = [
+        at for day in range(4) for start in (0.0, 12 * 60.0) for at in batch(day, requests=20, jitter=start)
+    ]
+    history = history_of([MONDAY - HOUR, *nights], maximum=600)
+    first = history.next_wake(MONDAY + 3 * DAY + 12 * HOUR, COLD)
+    assert first is not None
+    second = history.next_wake(first.wake_at, COLD, after=first.window[1])
+    assert second is not None and first.window[0] < second.window[0] < first.window[1]
+    assert second.window[0] - first.window[0] == pytest.approx(12 * 60, abs=1)
+
+
+def test_a_return_another_replica_routed_is_learnt_here_too() -> None:
+    """The leader sees a return through another replica's activity after a long pause (it did not
+    route the request) and learns it; activity after a short pause is not a return."""
+    endpoint = asleep_endpoint()
+    endpoint.adaptive = AdaptiveIdle(AdaptiveSettings(minimum=60, maximum=3600))
+    endpoint.learn_from([(MONDAY - HOUR, 1)])
+    endpoint.last_activity = MONDAY - HOUR
+    for day in range(4):
+        endpoint.take_presence(0, MONDAY + day * DAY + 2 * HOUR)
+        endpoint.take_presence(0, MONDAY + day * DAY + 2 * HOUR + 300)  # the same burst: no return
+    returns = endpoint.adaptive.returns
+    assert returns._times == [MONDAY - HOUR, *(MONDAY + day * DAY + 2 * HOUR for day in range(4))]

@@ -69,6 +69,13 @@ class AdaptiveIdle:
             self._by_hour.setdefault(hour, deque(maxlen=_PER_HOUR)).append(seconds)
             self._cache.clear()  # a pause is news: worked out again at once, not after many gaps
 
+    def observe_short_gaps(self, began: float, count: int) -> None:
+        """`count` gaps shorter than a second, within the second that began at `began`."""
+        if count > 0:
+            self._seen += count
+            hour = _hour_of_week(began)
+            self._counts[hour] = self._counts.get(hour, 0) + count
+
     def idle_time(self, began: float, cold_start: float) -> float | None:
         """Seconds to stay up after activity at wall time `began`, for a cold start of `cold_start`
         s; None while the history is too short to say (the fixed timer applies)."""

@@ -197,17 +197,19 @@ class Endpoint:
         self.adaptive.returns.observe_arrival(now, returned)
         self.last_arrival = now
 
-    def learn_from(self, arrivals: list[float]) -> None:
-        """Arrivals from before a restart (the store's request history), oldest first: what
-        adaptive auto-sleep would have learnt from them had it been running."""
+    def learn_from(self, arrivals: list[tuple[float, int]]) -> None:
+        """Requests from before a restart (the store's request history: the start of each second
+        and how many arrived in it), oldest first: what adaptive auto-sleep would have learnt from
+        them had it been running."""
         if self.adaptive is None:
             return
         last: float | None = None
-        for at in arrivals:
+        for at, count in arrivals:
             if last is not None and at > last:
                 self.adaptive.observe_gap(last, at - last)
+            self.adaptive.observe_short_gaps(at, count - 1)  # those within the second
             returned = last is not None and at - last > self.adaptive.settings.maximum
-            self.adaptive.returns.observe_arrival(at, returned)
+            self.adaptive.returns.observe_arrival(at, returned, count)
             last = at
 
     def request_began(self, now: float) -> None:
@@ -238,8 +240,19 @@ class Endpoint:
             self.last_activity is None or last_activity > self.last_activity
         )
         if newer:
+            assert last_activity is not None
+            self._returned_elsewhere(last_activity)
             self.last_activity = last_activity
         return moved, newer
+
+    def _returned_elsewhere(self, at: float) -> None:
+        """Another replica's activity at `at` after a pause longer than adaptive's longest idle time:
+        a return this replica did not route, which it learns all the same (the leader wakes ahead)."""
+        if self.adaptive is None:
+            return
+        began = max(self.last_activity or 0.0, self.last_arrival or 0.0)
+        if began and self.in_flight == 0 and at - began > self.adaptive.settings.maximum:
+            self.adaptive.returns.observe_arrival(at, returned=True)
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[None]:
@@ -336,7 +349,10 @@ class Endpoint:
         if self.adaptive is None:
             return self.auto_sleep
         learnt = self.adaptive.idle_time(began, self.expected_cold_start())
-        return self.auto_sleep if learnt is None else learnt
+        if learnt is None:  # too little history: the fixed timer, within the bounds all the same
+            bounds = self.adaptive.settings
+            return min(max(self.auto_sleep, bounds.minimum), bounds.maximum)
+        return learnt
 
     def expected_cold_start(self) -> float:
         """Seconds a wake should take to running: the last measured, else a guess."""

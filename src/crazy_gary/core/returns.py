@@ -20,6 +20,8 @@ mostly are not (their bursts are small and their times spread).
 from __future__ import annotations
 
 import bisect
+import math
+from array import array
 from dataclasses import dataclass, field
 
 __all__ = ["LEAD", "WINDOW", "PlannedWake", "ReturnHistory"]
@@ -29,7 +31,7 @@ WINDOW = 900.0  # seconds: a return is predicted within a window this wide, and 
 LEAD = 60.0  # seconds running before the window begins, beyond the cold start
 _LIKELY = 2 / 3  # share of the days of the same kind a return must have come on
 _DAYS = 7  # days of the same kind looked at, at most
-_KEPT = 60  # days of returns kept
+_KEPT = 3 * _DAYS + 1  # days of returns kept: as far back as days of the same kind are looked for
 _BURST_SPAN = 1800.0  # seconds after a return whose requests count to its burst, at most
 _BURST_KEPT = 256  # offsets of a burst kept, at most
 
@@ -46,7 +48,7 @@ class PlannedWake:
 @dataclass
 class _Return:
     at: float
-    offsets: list[float] = field(default_factory=list)  # seconds after it of its burst's requests
+    offsets: array[float] = field(default_factory=lambda: array("f"))  # its burst's, seconds after it
 
 
 class ReturnHistory:
@@ -58,38 +60,45 @@ class ReturnHistory:
         self._times: list[float] = []  # their times, for bisect
         self._since: float | None = None  # wall time of the first request seen
 
-    def observe_arrival(self, at: float, returned: bool) -> None:
-        """A request arrived at wall time `at`; `returned` when a pause longer than any idle time
-        allowed came before it."""
+    def observe_arrival(self, at: float, returned: bool, count: int = 1) -> None:
+        """`count` requests arrived at wall time `at` (within its second); `returned` when a pause
+        longer than any idle time allowed came before them."""
         if self._since is None:  # the first request seen: nothing is known to have come before it
             self._since, returned = at, True
         if returned:
             self._returns.append(_Return(at))
             self._times.append(at)
+            count -= 1  # the others of its second are of its burst
             if self._times[0] < at - (_KEPT + 1) * DAY:  # a day's worth at a time, not at each
                 first = bisect.bisect_left(self._times, at - _KEPT * DAY)
                 del self._returns[:first], self._times[:first]
-        elif self._returns:
+        if self._returns and count > 0:
             last = self._returns[-1]
             offset = at - last.at
-            if offset <= _BURST_SPAN and len(last.offsets) < _BURST_KEPT:
-                last.offsets.append(offset)
+            room = _BURST_KEPT - len(last.offsets)
+            if offset <= _BURST_SPAN and room > 0:
+                last.offsets.extend([offset] * min(count, room))
 
     def next_wake(self, now: float, cold_start: float, after: float | None = None) -> PlannedWake | None:
-        """The earliest wake worth making at `now` or later (for a window that begins after `after`,
-        when given), over the next day; None when there is none."""
+        """The wake worth making whose window ends first after `now` (and after `after`, the end of
+        the last window acted on), over the next day; None when there is none. Its `wake_at` may be
+        past: a window that has begun is still worth waking for."""
         ahead = cold_start + LEAD + WINDOW / 2  # from a wake to the middle of its window
+        floor = now if after is None else max(now, after)  # a window must end after it
         best: PlannedWake | None = None
+        looked: list[float] = []  # the middles looked at: returns of other days project onto them
         recent = bisect.bisect_left(self._times, now - _DAYS * DAY)  # a pattern shows in a week
         for past in self._returns[recent:]:
-            middle = past.at + DAY * max(1, -(-(now + ahead - past.at) // DAY))
-            if after is not None and middle - WINDOW / 2 <= after:
+            middle = past.at + DAY * max(1, math.ceil((floor - WINDOW / 2 - past.at) / DAY))
+            if middle + WINDOW / 2 <= floor:
                 middle += DAY
-            wake_at = middle - ahead
-            if best is not None and wake_at >= best.wake_at:
+            if best is not None and middle >= best.window[0] + WINDOW / 2:
                 continue
+            if any(abs(middle - seen) < WINDOW / 4 for seen in looked):
+                continue
+            looked.append(middle)
             if self._worth_a_wake(middle, cold_start):
-                best = PlannedWake(wake_at, (middle - WINDOW / 2, middle + WINDOW / 2))
+                best = PlannedWake(middle - ahead, (middle - WINDOW / 2, middle + WINDOW / 2))
         return best
 
     def _worth_a_wake(self, middle: float, cold_start: float) -> bool:
@@ -97,7 +106,7 @@ class ReturnHistory:
         days = hits = 0
         burst = 0.0
         weekend = _is_weekend(middle)
-        for back in range(1, 3 * _DAYS):
+        for back in range(1, 3 * _DAYS + 1):
             day_middle = middle - back * DAY
             if self._since is None or day_middle + WINDOW / 2 < self._since or days == _DAYS:
                 break

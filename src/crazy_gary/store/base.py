@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -133,8 +134,11 @@ class Store(Protocol):
     async def add_requests(self, records: list[RequestRecord]) -> None:
         """Append the records (each replica its own)."""
 
-    async def requests(self, since: float, until: float) -> list[RequestRecord]:
-        """The records of requests that arrived within [since, until), oldest first."""
+    async def requests(
+        self, since: float, until: float, model_types: Collection[str] | None = None
+    ) -> list[RequestRecord]:
+        """The records of requests that arrived within [since, until), oldest first; only those of
+        the endpoints `model_types` when given."""
 
     async def prune_requests(self, before: float) -> int:
         """Delete requests that arrived before `before`; how many went."""

@@ -6,7 +6,7 @@ makes replicas that start together take turns.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -293,9 +293,13 @@ class SqlStore:
             async with self._connect() as connection:
                 await connection.execute(insert(request_history), [_request_values(r) for r in records])
 
-    async def requests(self, since: float, until: float) -> list[RequestRecord]:
+    async def requests(
+        self, since: float, until: float, model_types: Collection[str] | None = None
+    ) -> list[RequestRecord]:
         table = request_history.c
         query = select(request_history).where(table.at >= since, table.at < until)
+        if model_types is not None:
+            query = query.where(table.model_type.in_(list(model_types)))
         async with self._connect() as connection:
             rows = (await connection.execute(query.order_by(table.at, table.id))).mappings().all()
         return [RequestRecord(**{name: row[name] for name in _REQUEST_FIELDS}) for row in rows]
