@@ -22,6 +22,9 @@ VARIABLES = (
     "ENDPOINT_SLEEP_MODE",
     "CRAZY_GARY_WEBHOOKS",
     "CRAZY_GARY_WEBHOOK_SECRET",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_SDK_DISABLED",
 )
 
 
@@ -106,6 +109,8 @@ def test_real_mode_needs_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
         ("CRAZY_GARY_WEBHOOKS", "https://ok.example/hook,ftp://example.com/hook"),
         ("CRAZY_GARY_WEBHOOKS", "https://example.com:99999/hook"),
         ("CRAZY_GARY_WEBHOOKS", "https:///no-host"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "127.0.0.1:4318"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "grpc://collector:4317"),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
@@ -115,6 +120,18 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable:
         load_settings()
     assert raised.value.message.startswith(f"{variable}: ")
     assert "\n" not in raised.value.message
+
+
+def test_traces_are_sent_where_the_opentelemetry_variables_say(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No traces without an OTLP endpoint; the traces path is added to OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is taken as it is, and OTEL_SDK_DISABLED turns both off."""
+    assert load_settings().otlp_traces_url is None
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")
+    assert load_settings().otlp_traces_url == "http://collector:4318/v1/traces"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://traces.example/otlp")
+    assert load_settings().otlp_traces_url == "https://traces.example/otlp"
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert load_settings().otlp_traces_url is None
 
 
 def test_api_key_errors_never_echo_the_key() -> None:

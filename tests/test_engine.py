@@ -110,16 +110,21 @@ async def test_running_primary_serves_counted_in_flight_until_closed() -> None:
         assert h.manager.endpoint("120b").last_activity == started + 3  # type: ignore[operator]
         (event,) = h.events
         assert (event.served_by, event.status, event.retries, event.duration) == ("120b", 200, 0, 3.0)
+        assert event.held == 0  # served at once
 
 
 async def test_a_request_held_for_a_cold_chain_is_served_by_the_first_to_run() -> None:
-    """With the whole chain asleep, the request is held and served by the primary once it runs."""
+    """With the whole chain asleep, the request is held and served by the primary once it runs;
+    its event tells how long it was held."""
     async with harness(primary="scaledToZero", fallback="paused") as h:
+        started = h.clock.monotonic()
         exchange = await h.ask()
         assert (exchange.served_by, exchange.fallback_reason) == ("120b", None)
         assert 20 <= h.clock.monotonic() <= 23
         assert h.hf.calls["starts"] == 2
         await exchange.aclose()
+        (event,) = h.events
+        assert event.held == h.clock.monotonic() - started
 
 
 @pytest.mark.parametrize(

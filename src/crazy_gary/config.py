@@ -165,6 +165,10 @@ class Settings(BaseSettings):
     quota_reserve: int = _alias("CRAZY_GARY_QUOTA_RESERVE", 1024, ge=0)
     webhooks_text: SecretStr | None = _alias("CRAZY_GARY_WEBHOOKS", None)  # addresses may hold tokens
     webhook_secret: SecretStr | None = _alias("CRAZY_GARY_WEBHOOK_SECRET", None)
+    # OpenTelemetry's own variables: traces are sent only when an endpoint is set (README, "Traces")
+    otlp_endpoint: str | None = _alias("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    otlp_traces_endpoint: str | None = _alias("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None)
+    otel_sdk_disabled: bool = _alias("OTEL_SDK_DISABLED", False)
 
     @field_validator("hf_scale_to_zero")
     @classmethod
@@ -210,6 +214,15 @@ class Settings(BaseSettings):
             return value.expanduser()
         except RuntimeError:
             raise ValueError("names a home directory that does not exist") from None
+
+    @field_validator("otlp_endpoint", "otlp_traces_endpoint")
+    @classmethod
+    def _otlp(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value.strip()):
+            raise ValueError(
+                "must be an http:// or https:// address (OTLP/HTTP, such as http://127.0.0.1:4318)"
+            )
+        return value.strip() if value is not None else None
 
     @field_validator("hf_base_url_120b", "hf_base_url_20b")
     @classmethod
@@ -258,6 +271,17 @@ class Settings(BaseSettings):
         if self.huggingface_api_key is not None and not self.simulating:
             return self.huggingface_api_key.get_secret_value()
         return SIMULATOR_TOKEN
+
+    @property
+    def otlp_traces_url(self) -> str | None:
+        """Where spans are sent (OTLP/HTTP), by the OpenTelemetry variables' rules; None: no traces."""
+        if self.otel_sdk_disabled:
+            return None
+        if self.otlp_traces_endpoint:
+            return self.otlp_traces_endpoint
+        if self.otlp_endpoint:
+            return self.otlp_endpoint.rstrip("/") + "/v1/traces"
+        return None
 
     @cached_property
     def api_keys(self) -> tuple[ApiKey, ...]:

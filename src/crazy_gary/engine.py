@@ -55,6 +55,7 @@ class RequestEvent:
     api: Api
     caller: str | None = None  # the key's name, or its role and hash
     tokens: TokenCount | None = None  # what the answer says it used
+    held: float = 0.0  # seconds it waited in routing for an endpoint to start
 
 
 @dataclass
@@ -66,6 +67,7 @@ class _Trace:
     errors: list[str] = field(default_factory=list)
     first_byte: float | None = None
     tokens: TokenCount | None = None
+    held: float = 0.0
 
     def failed(self, exc: UpstreamError) -> None:
         self.retries += exc.attempts - 1
@@ -240,6 +242,7 @@ class Engine:
             api=request.api,
             caller=request.caller,
             tokens=trace.tokens,
+            held=trace.held,
         )
         if request.on_end is not None:
             request.on_end(trace.tokens, status)
@@ -268,6 +271,7 @@ class Engine:
         why: FallbackReason | None = None
         while True:
             decision = await self.router.route(request.key, exclude=frozenset(exclude), why=why)
+            trace.held += decision.held
             # no await in between: the lease claims the breaker that routing saw allow this request
             async with self.manager.lease(decision.key) as lease:
                 try:

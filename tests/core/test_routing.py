@@ -49,6 +49,7 @@ async def test_running_primary_serves(
     assert decision.key == "120b"
     assert decision.reason is None
     assert decision.url == "http://sim/gpt-oss-120b"
+    assert decision.held == 0
 
 
 async def test_sleeping_primary_is_woken_and_fallback_answers_after_the_wait(
@@ -63,6 +64,7 @@ async def test_sleeping_primary_is_woken_and_fallback_answers_after_the_wait(
     decision = await pending
     assert decision.key == "20b"
     assert decision.reason is FallbackReason.PRIMARY_SLEEPING
+    assert decision.held == pytest.approx(5.0)  # held the whole wait for the primary
     assert hf.calls["starts"] == 1
     assert manager.status("120b").pending == 0
 
@@ -128,6 +130,7 @@ async def test_nothing_running_holds_until_one_runs(
     await clock.advance(2)
     decision = await pending
     assert decision.key == "120b"
+    assert 19 < decision.held <= 21  # the fallback's wait and the hold for any, together
     assert hf.calls["starts"] == 2
 
 

@@ -10,6 +10,7 @@ failed, `NoCapacity` with a Retry-After estimate.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,11 +38,13 @@ class FallbackReason(StrEnum):
 
 @dataclass(frozen=True)
 class Decision:
-    """Send the request to `key` at `url`; `reason` says why when it is not the primary."""
+    """Send the request to `key` at `url`; `reason` says why when it is not the primary; `held`, the
+    seconds the request waited for an endpoint to start before this was decided."""
 
     key: str
     url: str
     reason: FallbackReason | None
+    held: float = 0.0
 
 
 class Router:
@@ -86,6 +89,12 @@ class Router:
         first = self._take(chain[:1], primary, why)
         if first is not None:
             return first
+        started = self._clock.monotonic()  # off the fast path: only a request not served at once
+        decided = await self._route_cold(chain, primary, why)
+        return dataclasses.replace(decided, held=self._clock.monotonic() - started)
+
+    async def _route_cold(self, chain: list[str], primary: str, why: FallbackReason | None) -> Decision:
+        """The primary cannot serve now: wait for it a while, else the chain's first that can."""
         arrival = why or self.reason(primary)
         if primary in chain and self._wake_for_request(primary):
             pending = self._manager.endpoint(primary).pending

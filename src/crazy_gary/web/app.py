@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from crazy_gary.clock import Clock, SystemClock
 from crazy_gary.config import ApiKey, Settings
@@ -36,6 +38,9 @@ from crazy_gary.web.records import router as records_router
 from crazy_gary.web.routes import router
 from crazy_gary.webhooks import Webhooks
 
+if TYPE_CHECKING:
+    from crazy_gary.tracing import Tracing
+
 __all__ = ["create_app"]
 
 
@@ -52,6 +57,7 @@ def create_app(
     `inference` replaces the pooled client that calls the endpoints (a fake, in tests; closed with the app)."""
     clock = clock or SystemClock()
     redis = SharedRedis(settings.redis_url, settings.redis_prefix, clock) if settings.redis_url else None
+    tracing = _tracing(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,7 +66,7 @@ def create_app(
             if api is None:
                 api = HfManagement(settings.token, management_url or settings.endpoints_api_url, clock=clock)
                 stack.push_async_callback(api.aclose)
-            await _start_services(app, settings, clock, api, inference, redis, stack)
+            await _start_services(app, settings, clock, api, inference, redis, tracing, stack)
             yield
 
     app = HardenedFastAPI(  # X-Content-Type-Options: nosniff on every answer
@@ -68,13 +74,12 @@ def create_app(
         summary="Keeps LLMs on Hugging Face Inference Endpoints cheap and always answering.",
         version="0.1.0",
         lifespan=lifespan,
-        # FastAPI's own OpenTelemetry looks for a configured provider on every request (2 % of the
-        # gateway's CPU); crazy-gary sends no telemetry of its own yet.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+        telemetry=tracing.fastapi_telemetry() if tracing is not None else _NO_TELEMETRY,
     )
     app.state.settings = settings
     app.state.clock = clock
     app.state.redis = redis
+    app.state.tracing = tracing
     app.state.keyring = KeyRing([*settings.api_keys, *extra_keys])
     install_error_handlers(app)
     app.include_router(router)
@@ -96,6 +101,21 @@ def create_app(
     return app
 
 
+# Without traces, FastAPI's own OpenTelemetry stays off: it would look for a configured provider on
+# every request (2 % of the gateway's CPU).
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
+def _tracing(settings: Settings) -> Tracing | None:
+    """The app's traces when an OTLP endpoint is set; None, and the OpenTelemetry SDK not even
+    loaded (it costs memory and start-up time), when not."""
+    if settings.otlp_traces_url is None:
+        return None
+    from crazy_gary.tracing import Tracing
+
+    return Tracing(settings.otlp_traces_url)
+
+
 async def _start_services(
     app: FastAPI,
     settings: Settings,
@@ -103,10 +123,11 @@ async def _start_services(
     api: ManagementAPI,
     inference: InferencePort | None,
     redis: SharedRedis | None,
+    tracing: Tracing | None,
     stack: contextlib.AsyncExitStack,
 ) -> None:
-    """Build and start the engine, the event hub, Redis, the store and the metrics, in that order;
-    each is closed by `stack`, in the reverse order, also when a later one fails to start."""
+    """Build and start the engine, the traces, the event hub, Redis, the store and the metrics, in
+    that order; each is closed by `stack`, in the reverse order, also when a later one fails to start."""
     coordination = RedisCoordination(redis, clock) if redis is not None else None
     background_errors = BackgroundErrors()  # every background loop's failures, counted for /metrics
     engine = Engine.from_settings(
@@ -115,6 +136,9 @@ async def _start_services(
     app.state.engine = engine
     app.state.manager = engine.manager
     engine.manager.subscribe(log_manager_event)
+    if tracing is not None:
+        tracing.start(engine)
+        stack.push_async_callback(tracing.aclose)  # after the engine closed: its last spans are sent
     relay = EventRelay(redis, coordination.replica, clock) if redis and coordination else None
     app.state.events = events = EventHub(engine.manager, engine, clock, relay=relay)
     if redis is not None:
