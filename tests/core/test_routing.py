@@ -199,3 +199,29 @@ async def test_excluded_primary_reports_the_given_reason(
     )
     assert decision.key == "20b"
     assert decision.reason is FallbackReason.PRIMARY_TIMEOUT
+
+
+async def test_stop_holding_ends_held_requests_at_once_with_a_short_retry_after(
+    manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
+) -> None:
+    """When the server stops, a held request gets NoCapacity at once (not at the wake timeout), and
+    a request arriving afterwards is not held at all; a running fallback still serves."""
+    hf.records["gpt-oss-20b"].state = "scaledToZero"
+    hf.cold_start = 10_000
+    await clock.advance(10)
+    routing = router(manager, clock, fallback_wait=1)
+    held = asyncio.create_task(routing.route("120b"))
+    await clock.advance(2)
+    assert not held.done()
+    routing.stop_holding()
+    with pytest.raises(NoCapacity) as raised:
+        await held
+    assert 1 <= raised.value.retry_after <= 5
+    assert "stopping" in raised.value.message
+    with pytest.raises(NoCapacity):
+        await routing.route("120b")
+    assert manager.status("120b").pending == 0
+    hf.records["gpt-oss-20b"].state = "running"
+    await clock.advance(10)
+    decision = await routing.route("120b")
+    assert decision.key == "20b"

@@ -50,14 +50,22 @@ class HeldRequests:
         self._can_serve = can_serve
         self._updated = updated
         self._groups: dict[tuple[str, ...], _Group] = {}
+        self.closed = False
+
+    def close(self) -> None:
+        """Release every held request and hold no more: `wait` answers False from now on."""
+        self.closed = True
+        for group in list(self._groups.values()):
+            self._release(group)
 
     def __len__(self) -> int:
         return sum(len(group.waiters) for group in self._groups.values())
 
     async def wait(self, keys: Sequence[str], timeout: float) -> bool:
         """Wait until one of `keys` may serve (True; the caller looks which) or `timeout` seconds
-        pass (False). Released requests wake in the order they began to wait."""
-        if timeout <= 0:
+        pass (False). Released requests wake in the order they began to wait. Once closed, False
+        at once."""
+        if timeout <= 0 or self.closed:
             return False
         group_key = tuple(keys)
         group = self._groups.setdefault(group_key, _Group())

@@ -25,6 +25,7 @@ from crazy_gary.errors import NoCapacity
 __all__ = ["Decision", "FallbackReason", "Router"]
 
 _WAKEABLE = frozenset({EndpointStatus.SLEEPING, EndpointStatus.STARTING, EndpointStatus.STOPPING})
+_RETRY_WHILE_STOPPING = 5  # seconds: a server that stops is usually started again (or replaced) soon
 _HF_FAILED = frozenset({HfState.FAILED.value, HfState.UPDATE_FAILED.value})
 
 
@@ -63,6 +64,11 @@ class Router:
         self._fallback_wait = fallback_wait
         self._max_pending = max_pending
         self._held = HeldRequests(clock, self._settled, lambda key: manager.endpoint(key).updated())
+
+    def stop_holding(self) -> None:
+        """The server is stopping: every held request ends now (`NoCapacity`, a 503 with
+        Retry-After, unless an endpoint of its chain serves at once), and none is held from now on."""
+        self._held.close()
 
     def reason(self, key: str) -> FallbackReason | None:
         """Why `key` cannot serve right now, or None when it can."""
@@ -140,7 +146,7 @@ class Router:
             if decided is not None:
                 return decided
             remaining = deadline - self._clock.monotonic()
-            if remaining <= 0 or self._all_failed(keys):
+            if remaining <= 0 or self._all_failed(keys) or self._held.closed:
                 return None
             await self._held.wait(keys, remaining)
 
@@ -167,6 +173,11 @@ class Router:
     def _no_capacity(self, chain: list[str], primary: str) -> NoCapacity:
         estimates = [eta for key in chain if (eta := self._manager.ready_in(key)) is not None]
         retry_after = math.ceil(min(estimates)) if estimates else 30
+        if self._held.closed:
+            return NoCapacity(
+                f"No endpoint can serve '{primary}' now, and crazy-gary is stopping; try again shortly.",
+                retry_after=min(retry_after, _RETRY_WHILE_STOPPING),
+            )
         return NoCapacity(
             f"No endpoint can serve '{primary}' now; it is starting or unavailable.", retry_after=retry_after
         )

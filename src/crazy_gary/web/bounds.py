@@ -9,6 +9,13 @@ with the bounds added, each refusal in the JSON error shape:
 - headers not complete within `header_timeout` seconds of the connection (or of the previous
   answer on a kept-alive one): 408 `header_timeout`, closed;
 - a request on a connection past `max_connections` open ones: 503 `too_many_connections`.
+
+And a graceful stop that loses no request on a kept-alive connection. uvicorn closes an idle one the
+moment it begins to stop, and one whose answer went out saying keep-alive right after that answer: a
+request the client sends on it meanwhile, as it may, meets a closed connection and is never answered.
+Here an answer not yet begun says `Connection: close`; an idle connection, and one whose answer had
+begun, stays open until nothing is in flight any more (and at least `_DRAIN` seconds), and a request
+that arrives on it is answered, with `Connection: close`.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 50
 
 
 _LINGER = 1.0  # seconds a refused connection is read (and its bytes dropped) before it is closed
+_DRAIN = 1.0  # seconds, at least, an idle connection stays open once the server begins to stop
+_DRAIN_CHECK = 0.1  # seconds between two looks at whether anything is still in flight
 
 
 class _HeadersTooLarge(Exception):
@@ -73,11 +82,46 @@ class _BoundedProtocol(HttpToolsProtocol):
         self._discarding = False
         self._request_complete = True  # the current request's body has all arrived
         self._head_after_request = False  # an answer went before its request's body was all in
+        self._stopping = False
+        self._drain_timer: asyncio.TimerHandle | None = None
         self._head_begins()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._head_ends()
+        self._drain_ends()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """The server begins to stop. An answer whose headers are still to go says `Connection:
+        close` and ends the connection; one whose headers went already (saying keep-alive) leaves it
+        open, as idle ones, until nothing is in flight any more: the client may rightly send its next
+        request on it, which is then answered with `Connection: close`."""
+        self._stopping = True
+        if self._busy() and not self.cycle.response_started:
+            self.cycle.keep_alive = False
+        elif not self._busy():
+            self._drain_begins()
+
+    def _drain_begins(self) -> None:
+        self._drain_ends()
+        self._drain_timer = self.loop.call_later(_DRAIN, self._close_when_drained)
+
+    def _busy(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _close_when_drained(self) -> None:
+        self._drain_timer = None
+        if self.transport.is_closing() or self._busy():
+            return  # its request's answer closes it
+        if (self._in_head and self._raw_head) or self.tasks:  # a request arriving, or any in flight
+            self._drain_timer = self.loop.call_later(_DRAIN_CHECK, self._close_when_drained)
+            return
+        self.transport.close()
+
+    def _drain_ends(self) -> None:
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
 
     def _head_begins(self) -> None:
         self._in_head, self._raw_head, self._parsed_head = True, 0, 0
@@ -156,18 +200,22 @@ class _BoundedProtocol(HttpToolsProtocol):
         self._head_ends()
         if len(self.connections) <= self.max_connections:
             super().on_headers_complete()
-            return
-        own, self.app = self.app, _too_many_connections
-        try:
-            super().on_headers_complete()
-        finally:
-            self.app = own
+        else:
+            own, self.app = self.app, _too_many_connections
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = own
+        if self._stopping and self.cycle is not None:
+            self.cycle.keep_alive = False  # answered while stopping: `Connection: close`, then closed
 
     def on_response_complete(self) -> None:
         pipelined = bool(self.pipeline)  # a request whose headers came already starts now
         super().on_response_complete()
         if pipelined or self.transport.is_closing():
             return
+        if self._stopping:
+            self._drain_begins()  # an answer begun before the stop, sent without `Connection: close`
         if self._request_complete:
             self._head_begins()  # the next request's headers, on a kept-alive connection
         else:  # answered early (a 413, say): the rest of the body is not the next request's head

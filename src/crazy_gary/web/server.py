@@ -24,16 +24,22 @@ __all__ = ["AppServer", "run_server", "serve"]
 
 
 class AppServer(uvicorn.Server):
-    """uvicorn's server, ending the app's event streams as it begins to stop.
+    """uvicorn's server, ending the app's event streams and held requests as it begins to stop.
 
     uvicorn waits for every open response to finish before it runs the app's shutdown, and an event
     stream never finishes by itself: without this, stopping would wait for every dashboard to leave.
+    A request held for a cold start would keep it up to the wake timeout; it gets its 503 (a held
+    stream its error event) at once instead. The connections drain as `bounds` describes.
     """
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        hub = getattr(getattr(self.config.app, "state", None), "events", None)
+        state = getattr(self.config.app, "state", None)
+        hub = getattr(state, "events", None)
         if hub is not None:
             hub.close()
+        engine = getattr(state, "engine", None)
+        if engine is not None:
+            engine.router.stop_holding()
         await super().shutdown(sockets)
 
 
