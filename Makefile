@@ -8,7 +8,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint typecheck unit setup browser clean bench screenshot
+.PHONY: run test lint typecheck unit setup browser clean bench soak screenshot
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -47,6 +47,11 @@ test: browser lint typecheck unit
 
 bench: setup
 	$(VENV)/bin/python -m bench
+
+# Mixed traffic for SOAK_MINUTES (default 10) with faults in the simulator and a restart of serve;
+# not part of `make test` (README, "Soak test").
+soak: setup
+	$(VENV)/bin/python -m bench.soak
 
 # The README's picture of the page, taken by the browser test that wakes an endpoint.
 screenshot: browser setup
