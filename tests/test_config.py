@@ -304,3 +304,23 @@ def test_an_adaptive_auto_sleep_is_read_with_its_bounds_or_refused_in_one_line(
         with pytest.raises(ConfigError) as raised:
             load_settings()
         assert says in raised.value.message and "\n" not in raised.value.message
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "2.5", "4.0", "true", '"8"'])
+def test_max_concurrency_must_be_a_whole_number_of_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """`max_concurrency` is read as a whole number, 1 or more; anything else is one line naming it."""
+    config = tmp_path / "crazy-gary.toml"
+    monkeypatch.setenv("CRAZY_GARY_CONFIG", str(config))
+    head = '[endpoints.120b]\nurl = "demo/gpt-oss-120b"\n'
+    config.write_text(head + "max_concurrency = 4\n")
+    assert load_settings().endpoints["120b"].max_concurrency == 4
+    config.write_text(head)
+    assert load_settings().endpoints["120b"].max_concurrency is None  # no limit
+    config.write_text(head + f"max_concurrency = {value}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = raised.value.message
+    assert message.startswith("CRAZY_GARY_CONFIG: endpoints.120b: max_concurrency: must be a whole number")
+    assert "\n" not in message

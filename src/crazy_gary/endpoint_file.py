@@ -62,6 +62,15 @@ class _EndpointEntry(BaseModel):
     wake_timeout: float | None = Field(default=None, gt=0)
     warm: list[str] | None = None
     timezone: str | None = None
+    max_concurrency: int | None = None
+
+    @field_validator("max_concurrency", mode="before")
+    @classmethod
+    def _whole_requests(cls, value: object) -> object:
+        # before pydantic's own coercion, which would take `true` or `2.0` for a number of requests
+        if value is not None and (type(value) is not int or value < 1):
+            raise ValueError(f"must be a whole number of requests, 1 or more (not {value!r})")
+        return value
 
     @field_validator("inference_url")
     @classmethod
@@ -114,6 +123,7 @@ def spec_from_entry(key: str, entry: _EndpointEntry) -> EndpointSpec:
         wake_timeout=entry.wake_timeout,
         warm=_schedule(where, entry),
         adaptive=_adaptive(where, entry),
+        max_concurrency=entry.max_concurrency,
     )
     if entry.url is None:
         return spec

@@ -273,7 +273,7 @@ class Engine:
             decision = await self.router.route(request.key, exclude=frozenset(exclude), why=why)
             trace.held += decision.held
             # no await in between: the lease claims the breaker that routing saw allow this request
-            async with self.manager.lease(decision.key) as lease:
+            async with self.manager.lease(decision.key, decision.slot) as lease:
                 try:
                     response = await self._send(request, lease.endpoint, decision)
                 except UpstreamError as exc:

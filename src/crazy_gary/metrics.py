@@ -121,6 +121,11 @@ class _LiveCollector(Collector):
             {key: view.pending for key, view in views.items()},
         )
         yield _per_endpoint(
+            "crazy_gary_queued_requests",
+            "Requests waiting for a free slot under the endpoint's max_concurrency.",
+            {key: view.queued for key, view in views.items()},
+        )
+        yield _per_endpoint(
             "crazy_gary_in_flight_requests",
             "Requests being served by the endpoint.",
             {key: view.in_flight for key, view in views.items()},

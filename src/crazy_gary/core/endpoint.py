@@ -11,6 +11,7 @@ from typing import Literal
 from crazy_gary.core.adaptive import AdaptiveIdle
 from crazy_gary.core.breaker import CircuitBreaker
 from crazy_gary.core.costs import price_for
+from crazy_gary.core.gate import ConcurrencyGate
 from crazy_gary.core.ports import PersistedEndpoint, UpstreamEndpoint
 from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.core.status import HF_ASLEEP, HF_FAILED, EndpointStatus, EndpointView, HfState, status_from_hf
@@ -32,6 +33,7 @@ class Endpoint:
     auto_sleep: float
     wake_timeout: float
     breaker: CircuitBreaker
+    gate: ConcurrencyGate  # its max_concurrency: the requests on it at once, and those queued
     live_prices: dict[str, float] = field(default_factory=dict)  # shared by the manager's endpoints
     adaptive: AdaptiveIdle | None = None  # the learnt idle time, for `auto_sleep = "adaptive"`
     last_arrival: float | None = None  # wall time a request last asked for it (for adaptive)

@@ -5,6 +5,7 @@
         lease.succeeded()                      # or lease.failed(), or lease.gone_cold()
                                                # left: activity, no longer in flight, claim settled
 
+A concurrency slot taken by routing (`crazy_gary.core.gate`) is given back when the lease ends.
 Leaving the block without an outcome (cancelled, say) releases the claim and counts nothing against
 the endpoint. An answer whose body is read after the block is left hands its lease over with
 `detach()`; `aclose()` ends it then. Either way the lease ends in one place, once.
@@ -17,6 +18,7 @@ from types import TracebackType
 
 from crazy_gary.clock import Clock, wait_event
 from crazy_gary.core.endpoint import Endpoint
+from crazy_gary.core.gate import Slot
 from crazy_gary.core.status import EndpointStatus
 
 __all__ = ["Lease"]
@@ -30,7 +32,17 @@ class Lease:
     state that is the one trial. The first outcome given settles the claim; later ones are ignored.
     """
 
-    __slots__ = ("_activity", "_claimed", "_clock", "_detached", "_ended", "_hurry", "_settled", "endpoint")
+    __slots__ = (
+        "_activity",
+        "_claimed",
+        "_clock",
+        "_detached",
+        "_ended",
+        "_hurry",
+        "_settled",
+        "_slot",
+        "endpoint",
+    )
 
     def __init__(
         self,
@@ -38,10 +50,13 @@ class Lease:
         clock: Clock,
         on_activity: Callable[[], None],
         hurry: Callable[[Endpoint], None],
+        slot: Slot | None = None,
     ) -> None:
         """`on_activity` is told each time activity is recorded (auto-sleep reconsiders);
-        `hurry` asks for a fresh reading of the endpoint's state."""
+        `hurry` asks for a fresh reading of the endpoint's state; `slot` is the request's room under
+        the endpoint's concurrency limit, given back when the lease ends."""
         self.endpoint = endpoint
+        self._slot = slot
         self._clock = clock
         self._activity = on_activity
         self._hurry = hurry
@@ -120,5 +135,7 @@ class Lease:
         if self._claimed and not self._settled:
             endpoint.breaker.release()
         endpoint.request_ended(self._clock.now())
+        if self._slot is not None:
+            self._slot.release()  # to the first request queued, if any
         self._activity()
         endpoint.notify()  # a sleep waiting for the endpoint to drain looks again

@@ -18,6 +18,7 @@ from crazy_gary.core.autosleep import AutoSleeper
 from crazy_gary.core.breaker import CircuitBreaker
 from crazy_gary.core.endpoint import Endpoint, Operation
 from crazy_gary.core.events import ManagerEvent, OperationResult
+from crazy_gary.core.gate import ConcurrencyGate, Slot
 from crazy_gary.core.lease import Lease
 from crazy_gary.core.operations import OperationFailed, OperationRunner
 from crazy_gary.core.poller import StatusPoller
@@ -78,6 +79,7 @@ class HuggingFaceEndpointManager:
                     cooldown=breaker_cooldown,
                     on_open=functools.partial(self._circuit_opened, spec.key),
                 ),
+                gate=ConcurrencyGate(spec.max_concurrency, clock),
                 live_prices=self._prices,
                 adaptive=AdaptiveIdle(spec.adaptive) if spec.adaptive is not None else None,
             )
@@ -314,10 +316,11 @@ class HuggingFaceEndpointManager:
         return self._endpoint(key).ready_in(self._clock.now())
 
     # -- requests -----------------------------------------------------------------------------
-    def lease(self, key: str) -> Lease:
+    def lease(self, key: str, slot: Slot | None = None) -> Lease:
         """A request's lease on this endpoint, `async with manager.lease(key) as lease:` (in flight,
-        activity at its start and end, the breaker's claim and outcome; see `crazy_gary.core.lease`)."""
-        return Lease(self._endpoint(key), self._clock, self._autosleep.kick, self._poller.hurry)
+        activity at its start and end, the breaker's claim and outcome, and the concurrency `slot`
+        routing took, given back at its end; see `crazy_gary.core.lease`)."""
+        return Lease(self._endpoint(key), self._clock, self._autosleep.kick, self._poller.hurry, slot)
 
     # -- internals ----------------------------------------------------------------------------
     def _endpoint(self, key: str) -> Endpoint:

@@ -16,7 +16,8 @@ class EndpointSpec:
 
     Managed endpoints have `namespace`/`name` on Hugging Face; unmanaged ones only an `inference_url`.
     `auto_sleep` and `wake_timeout` (seconds) override the settings' defaults when given; `warm`
-    holds the windows it is kept awake in (`crazy_gary.core.schedules`).
+    holds the windows it is kept awake in (`crazy_gary.core.schedules`); `max_concurrency` the
+    requests it may serve at once, the others queued (`crazy_gary.core.gate`).
     """
 
     key: str
@@ -30,6 +31,7 @@ class EndpointSpec:
     wake_timeout: float | None = None
     warm: WarmSchedule | None = None
     adaptive: AdaptiveSettings | None = None  # `auto_sleep = "adaptive"`: learnt, within its bounds
+    max_concurrency: int | None = None  # requests on it at once (per replica); None: no limit
 
     @property
     def managed(self) -> bool:

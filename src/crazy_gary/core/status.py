@@ -95,6 +95,8 @@ class EndpointView:
     hf_scale_to_zero_timeout: int | None = None
     warm_until: float | None = None  # the end of the warm window it is in (wall time)
     task: str | None = None
+    max_concurrency: int | None = None
+    queued: int = 0  # requests waiting for a free slot under max_concurrency
 
     def to_dict(self) -> dict[str, Any]:
         """The endpoint object of the README's "REST API": status, url, the three times and
@@ -116,6 +118,8 @@ class EndpointView:
             "managed": self.managed,
             "in_flight": self.in_flight,
             "pending": self.pending,
+            "max_concurrency": self.max_concurrency,
+            "queued": self.queued,
             "circuit": self.circuit,
             "operation": self.operation,
             "error": self.error,

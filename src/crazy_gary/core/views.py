@@ -36,6 +36,8 @@ def endpoint_view(endpoint: Endpoint, now: float) -> EndpointView:
         managed=endpoint.spec.managed,
         in_flight=endpoint.in_flight + endpoint.in_flight_elsewhere,
         pending=endpoint.pending,
+        max_concurrency=endpoint.spec.max_concurrency,
+        queued=endpoint.gate.queued,
         circuit=endpoint.breaker.state.value,
         operation=endpoint.operation,
         error=endpoint.failure
