@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
+from bench._fleet import add_fleet_rows
 from bench._http import BenchError, fetch
 from bench._load import WRK_INSTALL_HINT, LoadResult, run_load, wrk_path
 from bench._measure import (
@@ -255,6 +256,11 @@ def measure_replay(ctx: Context) -> None:
     ctx.report.note(f"replay policies: {', '.join(POLICIES)} (240 s cold starts)")
 
 
+def measure_fleet(ctx: Context) -> None:
+    """1,000 endpoints in the simulator, 20 clients reading the status (processes of their own)."""
+    add_fleet_rows(ctx.report, ctx.procs, ctx.workdir, quick=ctx.plan is not FULL)
+
+
 def probe_gateway(ctx: Context) -> None:
     """Does the gateway answer a chat request yet? A note says why not."""
     assert ctx.gateway is not None
@@ -308,6 +314,7 @@ def run(ctx: Context, quick: bool, direct_only: bool) -> None:
         ("gateway memory and start-up", measure_process),
         ("quota check", measure_quota),
         ("replay", measure_replay),
+        ("1,000 endpoints, 20 status readers", measure_fleet),
     ):
         _progress(label)
         step(ctx)

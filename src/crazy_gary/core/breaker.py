@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from crazy_gary.clock import Clock
+from crazy_gary.core.changes import Changes, Counted
 
 __all__ = ["BreakerState", "CircuitBreaker"]
 
@@ -31,8 +32,8 @@ class BreakerState(StrEnum):
 
 
 @dataclass
-class CircuitBreaker:
-    """One endpoint's breaker; time comes from the clock."""
+class CircuitBreaker(Counted):
+    """One endpoint's breaker; time comes from the clock. Each write counts in `changes`, if given."""
 
     clock: Clock
     failures_to_open: int = 5
@@ -49,6 +50,7 @@ class CircuitBreaker:
     # told when this replica's own failures open a closed circuit: not when a failed trial keeps it
     # open (the same outage), nor for an opening learnt from another replica; it must not block
     on_open: Callable[[], None] | None = None
+    changes: Changes | None = None
 
     @property
     def state(self) -> BreakerState:

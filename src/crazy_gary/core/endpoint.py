@@ -10,6 +10,7 @@ from typing import Literal
 
 from crazy_gary.core.adaptive import AdaptiveIdle
 from crazy_gary.core.breaker import CircuitBreaker
+from crazy_gary.core.changes import Changes, Counted
 from crazy_gary.core.costs import price_for
 from crazy_gary.core.gate import ConcurrencyGate
 from crazy_gary.core.ports import PersistedEndpoint, UpstreamEndpoint
@@ -25,9 +26,10 @@ Operation = Literal["wake", "sleep"]
 
 
 @dataclass(eq=False)
-class Endpoint:
+class Endpoint(Counted):
     """Everything the manager knows about one endpoint. Its fields are written only by its own
-    methods (the changes below), which the manager, the poller, the lease and replica sync call."""
+    methods (the changes below), which the manager, the poller, the lease and replica sync call;
+    each write counts in `changes` (shared by the manager's endpoints)."""
 
     spec: EndpointSpec
     auto_sleep: float
@@ -72,6 +74,7 @@ class Endpoint:
     ticket: int = 0
     observed_at: float | None = None  # wall time of the question whose answer is applied (here or shared)
     _updated: asyncio.Event = field(default_factory=asyncio.Event)
+    changes: Changes | None = None
 
     @property
     def key(self) -> str:

@@ -16,6 +16,7 @@ from crazy_gary.clock import Clock, wait_event
 from crazy_gary.core.adaptive import AdaptiveIdle
 from crazy_gary.core.autosleep import AutoSleeper
 from crazy_gary.core.breaker import CircuitBreaker
+from crazy_gary.core.changes import Changes
 from crazy_gary.core.endpoint import Endpoint, Operation
 from crazy_gary.core.events import ManagerEvent, OperationResult
 from crazy_gary.core.gate import ConcurrencyGate, Slot
@@ -68,6 +69,7 @@ class HuggingFaceEndpointManager:
         self._supervisor = Supervisor(clock, on_background_error)
         self._management = management
         self._prices: dict[str, float] = {}
+        self._changes = Changes()
         self._endpoints: dict[str, Endpoint] = {
             spec.key: Endpoint(
                 spec=spec,
@@ -78,10 +80,12 @@ class HuggingFaceEndpointManager:
                     failures_to_open=breaker_failures,
                     cooldown=breaker_cooldown,
                     on_open=functools.partial(self._circuit_opened, spec.key),
+                    changes=self._changes,
                 ),
-                gate=ConcurrencyGate(spec.max_concurrency, clock),
+                gate=ConcurrencyGate(spec.max_concurrency, clock, self._changes.bump),
                 live_prices=self._prices,
                 adaptive=AdaptiveIdle(spec.adaptive) if spec.adaptive is not None else None,
+                changes=self._changes,
             )
             for spec in specs
         }
@@ -176,9 +180,7 @@ class HuggingFaceEndpointManager:
             self._recovery = supervisor.once(
                 "restart-recovery", lambda: finish_unfinished(endpoints, self._clock, self.operate)
             )
-            self._pricing = supervisor.once(
-                "live-prices", lambda: live_prices(self._management, endpoints, into=self._prices)
-            )
+            self._pricing = supervisor.once("live-prices", self._read_prices)
             self._configuring = supervisor.once(
                 "idle-timers", lambda: set_idle_timers(endpoints, self._clock, self._scaling)
             )
@@ -242,6 +244,12 @@ class HuggingFaceEndpointManager:
     def wake_timeout(self, key: str) -> float:
         """Seconds a wake of this endpoint may take."""
         return self._endpoint(key).wake_timeout
+
+    @property
+    def revision(self) -> int:
+        """A number that moves whenever anything an endpoint's view shows may have changed (but the
+        passing of time: countdowns, warm windows, circuits turning half-open)."""
+        return self._changes.count
 
     def status(self, key: str) -> EndpointView:
         """The endpoint's current view; never calls upstream and never counts as activity."""
@@ -410,6 +418,10 @@ class HuggingFaceEndpointManager:
         self._emit(done)
         if error is not None:
             logger.warning("%s of %s failed: %s", operation, endpoint.key, error)
+
+    async def _read_prices(self) -> None:
+        await live_prices(self._management, self._endpoints.values(), into=self._prices)
+        self._changes.bump()  # the prices the views show
 
     def _auto_sleep(self, endpoint: Endpoint) -> None:
         self.sleep(endpoint.key, actor="auto-sleep")

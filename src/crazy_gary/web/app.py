@@ -36,6 +36,7 @@ from crazy_gary.web.policies import router as policies_router
 from crazy_gary.web.ratelimit import RateLimitMiddleware, RateLimits, limiter_storage
 from crazy_gary.web.records import router as records_router
 from crazy_gary.web.routes import router
+from crazy_gary.web.status_cache import StatusCache
 from crazy_gary.webhooks import Webhooks
 
 if TYPE_CHECKING:
@@ -135,6 +136,7 @@ async def _start_services(
     )
     app.state.engine = engine
     app.state.manager = engine.manager
+    app.state.status_cache = StatusCache(engine.manager, clock)
     engine.manager.subscribe(log_manager_event)
     if tracing is not None:
         tracing.start(engine)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from crazy_gary.core.endpoint import Operation
 from crazy_gary.core.manager import HuggingFaceEndpointManager, OperationResult
@@ -13,6 +13,7 @@ from crazy_gary.core.status import EndpointStatus
 from crazy_gary.store.redis import SharedRedis
 from crazy_gary.web.auth import Caller, request_id, require
 from crazy_gary.web.errors import error_response
+from crazy_gary.web.status_cache import StatusCache, matches
 
 __all__ = ["router"]
 
@@ -54,10 +55,15 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/api/endpoints/status", tags=["endpoints"])
-async def all_status(request: Request, caller: Viewer) -> dict[str, Any]:
-    """Every endpoint's state; never calls Hugging Face and never counts as activity."""
-    views = _manager(request).all_status()
-    return {"success": True, "endpoints": {key: view.to_dict() for key, view in views.items()}}
+async def all_status(request: Request, caller: Viewer) -> Response:
+    """Every endpoint's state; never calls Hugging Face and never counts as activity. Sent with a
+    strong `ETag`: `If-None-Match` with it answers 304 while nothing changed."""
+    cache: StatusCache = request.app.state.status_cache
+    answer = cache.answer()
+    headers = {"ETag": answer.etag, "Cache-Control": "no-cache"}
+    if matches(request.headers.get("if-none-match"), answer.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(answer.body, media_type="application/json", headers=headers)
 
 
 @router.get("/api/endpoints/status/{model_type}", tags=["endpoints"])
