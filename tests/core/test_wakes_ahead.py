@@ -16,6 +16,7 @@ from crazy_gary.core.adaptive import AdaptiveIdle, AdaptiveSettings
 from crazy_gary.core.breaker import CircuitBreaker
 from crazy_gary.core.endpoint import Endpoint
 from crazy_gary.core.events import ManagerEvent
+from crazy_gary.core.gate import ConcurrencyGate
 from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.core.ports import UpstreamEndpoint
 from crazy_gary.core.returns import LEAD, WINDOW, ReturnHistory
@@ -187,6 +188,7 @@ def asleep_endpoint(hf_state: str = "scaledToZero", slept_by: str | None = "auto
         auto_sleep=900,
         wake_timeout=600,
         breaker=CircuitBreaker(ManualClock()),
+        gate=ConcurrencyGate(None, ManualClock()),
         adaptive=AdaptiveIdle(AdaptiveSettings(minimum=60, maximum=3600)),
         upstream=UpstreamEndpoint("demo", "gpt-oss-120b", hf_state),
         reachable=True,

@@ -25,13 +25,12 @@ from crazy_gary.core.operations import OperationFailed, OperationRunner
 from crazy_gary.core.poller import StatusPoller
 from crazy_gary.core.ports import Coordination, ManagementAPI, PersistedEndpoint
 from crazy_gary.core.replicas import ReplicaSync
-from crazy_gary.core.restarts import finish_unfinished, live_prices
-from crazy_gary.core.scaling import IdleTimerSetting, ScalingKeeper, set_idle_timers
+from crazy_gary.core.restarts import live_prices
+from crazy_gary.core.scaling import IdleTimerSetting, ScalingKeeper
+from crazy_gary.core.side_tasks import start_side_tasks
 from crazy_gary.core.specs import EndpointSpec
 from crazy_gary.core.status import EndpointStatus, EndpointView
 from crazy_gary.core.supervisor import ErrorHook, Supervisor, stop
-from crazy_gary.core.wakes_ahead import WakesAhead
-from crazy_gary.core.warmups import ScheduledWakes
 from crazy_gary.errors import EndpointNotFound, ManagementError
 
 if TYPE_CHECKING:
@@ -94,11 +93,7 @@ class HuggingFaceEndpointManager:
         )
         self._operations: set[asyncio.Task[None]] = set()
         self._started = False
-        self._recovery: asyncio.Task[None] | None = None
-        self._pricing: asyncio.Task[None] | None = None
-        self._configuring: asyncio.Task[None] | None = None
-        self._scheduled: asyncio.Task[None] | None = None
-        self._predicted: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []  # recovery, prices, idle timers, wake loops
 
     def _build_parts(
         self,
@@ -176,27 +171,20 @@ class HuggingFaceEndpointManager:
                 await self._sync.tick()  # the lease first, so two replicas starting together do not both reap
                 self._sync.start(supervisor)
             self._autosleep.start(supervisor)
-            endpoints = self._endpoints.values()
-            self._recovery = supervisor.once(
-                "restart-recovery", lambda: finish_unfinished(endpoints, self._clock, self.operate)
+            self._background = start_side_tasks(
+                supervisor,
+                self._endpoints.values(),
+                self._clock,
+                operate=self.operate,
+                wake=lambda key, actor: self.wake(key, actor=actor),
+                leading=lambda: self.leading,
+                read_prices=self._read_prices,
+                scaling=self._scaling,
             )
-            self._pricing = supervisor.once("live-prices", self._read_prices)
-            self._configuring = supervisor.once(
-                "idle-timers", lambda: set_idle_timers(endpoints, self._clock, self._scaling)
-            )
-            wakes = ScheduledWakes(
-                endpoints, self._clock, lambda key, actor: self.wake(key, actor=actor), lambda: self.leading
-            )
-            self._scheduled = supervisor.loop("warm-up schedule", wakes.run_pass) if wakes.needed else None
-            ahead = WakesAhead(
-                endpoints, self._clock, lambda key, actor: self.wake(key, actor=actor), lambda: self.leading
-            )
-            self._predicted = supervisor.loop("predicted wakes", ahead.run_pass) if ahead.needed else None
 
     async def close(self) -> None:
         """Cancel and await every background task (one that ended with an error is logged)."""
-        background = [self._recovery, self._pricing, self._configuring, self._scheduled, self._predicted]
-        await stop([*self._operations, *background])
+        await stop([*self._operations, *self._background])
         if self._sync is not None:
             await self._sync.close()
         await self._autosleep.close()
