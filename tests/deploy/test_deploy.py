@@ -1,12 +1,14 @@
 """What operators deploy with, checked as far as this machine can: the kustomize base as `kubectl
-kustomize` renders it, the compose file's structure, the image definition's rules, and that the
-settings each of them gives are ones crazy-gary accepts."""
+kustomize` renders it (and `kubernetes-validate --strict`), the compose file's structure, the image
+definition's rules (and hadolint), and that the settings each of them gives are ones crazy-gary
+accepts."""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +21,23 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
 @pytest.fixture(scope="module")
-def objects() -> dict[str, dict[str, Any]]:
-    """The base's objects by kind, as `kubectl kustomize` renders them."""
+def rendered() -> str:
+    """The base as `kubectl kustomize` renders it."""
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed: the kustomize base cannot be rendered here")
-    rendered = subprocess.run(
+    return subprocess.run(
         ["kubectl", "kustomize", str(DEPLOY / "kubernetes")],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
-    )
-    found = [document for document in yaml.safe_load_all(rendered.stdout) if document]
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def objects(rendered: str) -> dict[str, dict[str, Any]]:
+    """The base's objects by kind."""
+    found = [document for document in yaml.safe_load_all(rendered) if document]
     by_kind = {document["kind"]: document for document in found}
     assert len(by_kind) == len(found), "one object of each kind"
     return by_kind
@@ -131,6 +138,51 @@ def test_the_image_is_slim_unprivileged_checked_and_without_build_tools() -> Non
     assert "uv sync --frozen --no-dev" in stages[0]  # the lock file's dependencies, and only them
     pinned = re.search(r"uv==([\d.]+)", (DEPLOY.parent / "Makefile").read_text())
     assert pinned and f"uv=={pinned.group(1)}" in stages[0]
+
+
+def _tool(name: str) -> str:
+    """A checker the dev dependencies install beside the interpreter (hadolint, kubernetes-validate)."""
+    return str(Path(sys.executable).parent / name)
+
+
+def test_hadolint_finds_nothing_to_mend_in_the_image_definition() -> None:
+    checked = subprocess.run(
+        [_tool("hadolint"), "--no-color", str(DEPLOY / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_hadolint_would_say_so_of_a_bad_image_definition(tmp_path: Path) -> None:
+    """The check can fail: an image that installs with apt-get and no pinned versions is refused."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install -y curl\n")
+    checked = subprocess.run(
+        [_tool("hadolint"), "--no-color", str(bad)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode != 0 and "DL3007" in checked.stdout
+
+
+def test_the_manifests_are_valid_kubernetes_objects_strictly(rendered: str, tmp_path: Path) -> None:
+    """`kubernetes-validate --strict`: every object against the Kubernetes schemas, no unknown field."""
+    manifests = tmp_path / "base.yaml"
+    manifests.write_text(rendered)
+    checked = subprocess.run(
+        [_tool("kubernetes-validate"), "--strict", str(manifests)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count("passed for resource") == len([d for d in yaml.safe_load_all(rendered) if d])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(rendered.replace("containers:", "containerz:", 1))
+    refused = subprocess.run(
+        [_tool("kubernetes-validate"), "--strict", str(broken)], capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode != 0
 
 
 def _settings_from(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
