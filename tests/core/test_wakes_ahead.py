@@ -202,13 +202,16 @@ def asleep_endpoint(hf_state: str = "scaledToZero", slept_by: str | None = "auto
 class Wakes:
     """The loop of one endpoint on the manual clock, and the wakes it asked for (key, actor, when)."""
 
-    def __init__(self, endpoint: Endpoint, clock: ManualClock, leading: list[bool]) -> None:
+    def __init__(
+        self, endpoint: Endpoint, clock: ManualClock, leading: list[bool], *, alone: bool = True
+    ) -> None:
         self.asked: list[tuple[str, str, float]] = []
         self.loop = WakesAhead(
             [endpoint],
             clock,
             lambda key, actor: self.asked.append((key, actor, clock.now())),
             lambda: leading[0],
+            alone=alone,
         )
 
 
@@ -265,15 +268,17 @@ async def test_unreachable_at_its_time_it_is_woken_at_the_next_reading() -> None
 
 async def test_an_operators_pause_or_sleep_is_left_alone_and_hfs_own_timer_is_not() -> None:
     clock = ManualClock(start=MONDAY + 3 * DAY + 12 * HOUR)
-    for hf_state, slept_by, woken in [
-        ("scaledToZero", None, True),  # HF's own idle timer
-        ("paused", None, False),  # paused by hand in HF's interface: HF's timer never pauses
-        ("scaledToZero", "api", False),  # an operator's sleep through crazy-gary
+    for hf_state, slept_by, alone, woken in [
+        ("scaledToZero", None, True, True),  # HF's own idle timer
+        ("paused", None, True, False),  # paused by hand in HF's interface: HF's timer never pauses
+        ("scaledToZero", "api", True, False),  # an operator's sleep through crazy-gary
+        ("scaledToZero", None, False, False),  # with replicas: maybe an operator's through another
+        ("scaledToZero", "auto-sleep", False, True),  # the leader's own auto-sleep
     ]:
         endpoint = asleep_endpoint(hf_state, slept_by)
-        wakes = Wakes(endpoint, clock, [True])
-        await run_loop(wakes, clock, [(FRIDAY_WAKE + DAY * 0, lambda: None)])
-        assert bool(wakes.asked) is woken, (hf_state, slept_by)
+        wakes = Wakes(endpoint, clock, [True], alone=alone)
+        await run_loop(wakes, clock, [(FRIDAY_WAKE, lambda: None)])
+        assert bool(wakes.asked) is woken, (hf_state, slept_by, alone)
         clock = ManualClock(start=MONDAY + 3 * DAY + 12 * HOUR)
 
 

@@ -180,6 +180,7 @@ class HuggingFaceEndpointManager:
                 leading=lambda: self.leading,
                 read_prices=self._read_prices,
                 scaling=self._scaling,
+                alone=self._sync is None,
             )
 
     async def close(self) -> None:

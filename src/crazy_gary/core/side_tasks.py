@@ -28,9 +28,10 @@ def start_side_tasks(
     leading: Callable[[], bool],
     read_prices: Callable[[], Awaitable[None]],
     scaling: ScalingKeeper,
+    alone: bool = True,
 ) -> list[asyncio.Task[None]]:
     """Start them under `supervisor`; `wake(key, actor)` wakes, `leading()` says whether this
-    replica leads (the others leave the wakes to it)."""
+    replica leads (the others leave the wakes to it); `alone` without other replicas."""
     endpoints = list(endpoints)
     tasks = [
         supervisor.once("restart-recovery", lambda: finish_unfinished(endpoints, clock, operate)),
@@ -40,7 +41,7 @@ def start_side_tasks(
     scheduled = ScheduledWakes(endpoints, clock, wake, leading)
     if scheduled.needed:
         tasks.append(supervisor.loop("warm-up schedule", scheduled.run_pass))
-    ahead = WakesAhead(endpoints, clock, wake, leading)
+    ahead = WakesAhead(endpoints, clock, wake, leading, alone=alone)
     if ahead.needed:
         tasks.append(supervisor.loop("predicted wakes", ahead.run_pass))
     return tasks

@@ -35,7 +35,12 @@ class WakesAhead:
         clock: Clock,
         wake: Callable[[str, str], object],
         leading: Callable[[], bool] = lambda: True,
+        *,
+        alone: bool = True,
     ) -> None:
+        """`alone`: no other replica; with others, a sleep this one did not see may be an
+        operator's through another replica, so only the sleeps it saw are undone."""
+        self._alone = alone
         self._endpoints = [
             e for e in endpoints if e.spec.managed and e.adaptive is not None and e.auto_sleep > 0
         ]
@@ -81,7 +86,7 @@ class WakesAhead:
         asleep = status is EndpointStatus.SLEEPING or endpoint.operation == "sleep"
         if status in _UP_OR_WAKING or endpoint.operation == "wake":
             endpoint.awake_until = until
-        elif up_by >= until or (asleep and not _put_to_sleep_by_us(endpoint)):
+        elif up_by >= until or (asleep and not _put_to_sleep_by_us(endpoint, self._alone)):
             pass  # it would be up only as the window ends, or an operator wants it asleep
         elif not asleep or not endpoint.reachable or not self._leading():
             return False
@@ -92,11 +97,11 @@ class WakesAhead:
         return True
 
 
-def _put_to_sleep_by_us(endpoint: Endpoint) -> bool:
-    """Whether auto-sleep (or a wake ahead's end) put the endpoint to sleep, or HF's own idle timer
-    did (scaled to zero while no sleep was seen here), rather than an operator."""
+def _put_to_sleep_by_us(endpoint: Endpoint, alone: bool) -> bool:
+    """Whether auto-sleep (or a wake ahead's end) put the endpoint to sleep, or, without other
+    replicas, HF's own idle timer did (scaled to zero while no sleep was seen), not an operator."""
     if endpoint.operation == "sleep":
         return endpoint.operation_actor in _OURS
     if endpoint.slept_by is None:
-        return endpoint.hf_state == "scaledToZero"
+        return alone and endpoint.hf_state == "scaledToZero"
     return endpoint.slept_by in _OURS
