@@ -225,3 +225,25 @@ async def test_stop_holding_ends_held_requests_at_once_with_a_short_retry_after(
     await clock.advance(10)
     decision = await routing.route("120b")
     assert decision.key == "20b"
+
+
+async def test_a_running_endpoint_still_serves_while_the_management_api_is_down(
+    manager: HuggingFaceEndpointManager, clock: ManualClock, hf: FakeManagement
+) -> None:
+    """Answering does not need the management API: an endpoint HF last read running, its model
+    loaded, still serves while HF cannot be read (`unknown`); a sleeping one is not thought up."""
+    hf.records["gpt-oss-120b"].state = "running"
+    await clock.advance(10)
+    assert manager.status("120b").status.value == "running"
+    hf.down = True
+    await clock.advance(30)
+    assert manager.status("120b").status.value == "unknown"
+    decision = await router(manager, clock).route("120b")
+    assert (decision.key, decision.reason) == ("120b", None)
+    hf.down = False
+    hf.records["gpt-oss-120b"].state = "scaledToZero"
+    await clock.advance(30)
+    hf.down = True
+    await clock.advance(30)
+    assert manager.status("120b").status.value == "unknown"
+    assert router(manager, clock).reason("120b") is FallbackReason.PRIMARY_ERROR

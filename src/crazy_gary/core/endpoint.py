@@ -92,6 +92,22 @@ class Endpoint(Counted):
         return self.upstream.url if self.upstream else None
 
     @property
+    def ran_when_last_read(self) -> bool:
+        """HF cannot be read now (`unknown`), but its last answer had the endpoint running, its
+        model loaded: requests still go to it, since answering does not need the management API
+        (their own failures open its circuit breaker)."""
+        upstream = self.upstream
+        return (
+            self.spec.managed
+            and not self.reachable
+            and self.operation is None
+            and self.failure is None
+            and self.healthy
+            and upstream is not None
+            and upstream.state == HfState.RUNNING
+        )
+
+    @property
     def hf_failure(self) -> str | None:
         """Hugging Face's own word on an endpoint it reports failed, as a sentence; None otherwise."""
         state = self.hf_state

@@ -94,7 +94,7 @@ class Router:
         """Why `key` cannot serve right now, or None when it can."""
         endpoint = self._manager.endpoint(key)
         status = endpoint.status()
-        if status is EndpointStatus.RUNNING and endpoint.inference_url:
+        if (status is EndpointStatus.RUNNING or endpoint.ran_when_last_read) and endpoint.inference_url:
             if not endpoint.breaker.allows():
                 return FallbackReason.CIRCUIT_OPEN
             return None if endpoint.gate.admits() else FallbackReason.PRIMARY_BUSY
