@@ -69,6 +69,33 @@ class AdaptiveIdle:
             self._by_hour.setdefault(hour, deque(maxlen=_PER_HOUR)).append(seconds)
             self._cache.clear()  # a pause is news: worked out again at once, not after many gaps
 
+    def observe_arrival(self, at: float, idle_since: float | None) -> None:
+        """A request arrived at wall time `at`, after idleness since `idle_since` (None: requests
+        were in flight): the gap, and whether it is a return (a pause longer than the longest idle
+        time allowed)."""
+        if idle_since is not None:
+            self.observe_gap(idle_since, at - idle_since)
+        returned = idle_since is not None and at - idle_since > self.settings.maximum
+        self.returns.observe_arrival(at, returned)
+
+    def observe_return_elsewhere(self, at: float, idle_since: float | None) -> None:
+        """Another replica had activity at `at`: a return when it ends a pause longer than the
+        longest idle time allowed (its gap and burst are that replica's to learn)."""
+        if idle_since is not None and at - idle_since > self.settings.maximum:
+            self.returns.observe_arrival(at, returned=True)
+
+    def learn_history(self, arrivals: list[tuple[float, int]]) -> None:
+        """Requests from before a restart (the store's request history: the start of each second
+        and how many arrived in it), oldest first: what would have been learnt from them live."""
+        last: float | None = None
+        for at, count in arrivals:
+            if last is not None and at > last:
+                self.observe_gap(last, at - last)
+            self.observe_short_gaps(at, count - 1)  # those within the second
+            returned = last is not None and at - last > self.settings.maximum
+            self.returns.observe_arrival(at, returned, count)
+            last = at
+
     def observe_short_gaps(self, began: float, count: int) -> None:
         """`count` gaps shorter than a second, within the second that began at `began`."""
         if count > 0:

@@ -206,32 +206,20 @@ class Endpoint(Counted):
         self.seen, self.reachable, self.poll_error = True, healthy, error
 
     def request_arrived(self, now: float) -> None:
-        """A request asked for this endpoint (served by it or not): the gap since its last
-        activity or request is what adaptive auto-sleep learns from."""
-        if self.adaptive is None:
-            return
-        began = max(self.last_activity or 0.0, self.last_arrival or 0.0)
-        idle = bool(began) and self.in_flight == 0
-        if idle:
-            self.adaptive.observe_gap(began, now - began)
-        returned = idle and now - began > self.adaptive.settings.maximum
-        self.adaptive.returns.observe_arrival(now, returned)
-        self.last_arrival = now
+        """A request asked for this endpoint (served by it or not): what adaptive auto-sleep learns from."""
+        if self.adaptive is not None:
+            self.adaptive.observe_arrival(now, self._idle_since())
+            self.last_arrival = now
 
     def learn_from(self, arrivals: list[tuple[float, int]]) -> None:
-        """Requests from before a restart (the store's request history: the start of each second
-        and how many arrived in it), oldest first: what adaptive auto-sleep would have learnt from
-        them had it been running."""
-        if self.adaptive is None:
-            return
-        last: float | None = None
-        for at, count in arrivals:
-            if last is not None and at > last:
-                self.adaptive.observe_gap(last, at - last)
-            self.adaptive.observe_short_gaps(at, count - 1)  # those within the second
-            returned = last is not None and at - last > self.adaptive.settings.maximum
-            self.adaptive.returns.observe_arrival(at, returned, count)
-            last = at
+        """Requests from before a restart (the store's request history, per second), oldest first."""
+        if self.adaptive is not None:
+            self.adaptive.learn_history(arrivals)
+
+    def _idle_since(self) -> float | None:
+        """Wall time this endpoint last had activity or a request, when none is in flight here."""
+        began = max(self.last_activity or 0.0, self.last_arrival or 0.0)
+        return began if began and self.in_flight == 0 else None
 
     def request_began(self, now: float) -> None:
         if self.in_flight == 0:
@@ -267,13 +255,10 @@ class Endpoint(Counted):
         return moved, newer
 
     def _returned_elsewhere(self, at: float) -> None:
-        """Another replica's activity at `at` after a pause longer than adaptive's longest idle time:
-        a return this replica did not route, which it learns all the same (the leader wakes ahead)."""
-        if self.adaptive is None:
-            return
-        began = max(self.last_activity or 0.0, self.last_arrival or 0.0)
-        if began and self.in_flight == 0 and at - began > self.adaptive.settings.maximum:
-            self.adaptive.returns.observe_arrival(at, returned=True)
+        """Another replica's activity at `at`: after a long pause, a return this replica did not
+        route, which adaptive auto-sleep learns all the same (the leader wakes ahead)."""
+        if self.adaptive is not None:
+            self.adaptive.observe_return_elsewhere(at, self._idle_since())
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[None]:
