@@ -70,3 +70,25 @@ def test_simulate_port_in_use_is_one_line(monkeypatch: pytest.MonkeyPatch) -> No
     result = run("simulate", "--port", "8010")
     assert result.exit_code == 1
     assert result.stderr == "error: cannot listen on 127.0.0.1:8010: Address already in use\n"
+
+
+def test_serve_loads_the_server_with_the_collector_off_and_turns_it_back_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Start-up runs without the cyclic collector; whatever way `serve` ends, it is on again."""
+    import gc
+
+    seen: list[bool] = []
+    monkeypatch.setattr("crazy_gary.config.load_settings", lambda *, simulate: seen.append(gc.isenabled()))
+    monkeypatch.setattr(
+        "crazy_gary.web.server.run_server", lambda s, *, host, port: seen.append(gc.isenabled())
+    )
+    assert run("serve").exit_code == 0
+    assert seen == [False, False] and gc.isenabled()
+
+    def refuse(*, simulate: bool | None) -> None:
+        raise ConfigError("HUGGINGFACE_API_KEY: required unless simulating")
+
+    monkeypatch.setattr("crazy_gary.config.load_settings", refuse)
+    assert run("serve").exit_code == 2
+    assert gc.isenabled()

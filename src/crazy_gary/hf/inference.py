@@ -139,8 +139,15 @@ class InferenceClient:
     ) -> UpstreamResponse:
         """Send `body` to `url` (POST unless told); the answer with its headers read, or UpstreamError after the retries
         (both say how many attempts were made)."""
-        tried = 0
+        tried = 1
         try:
+            # The first attempt goes without the retry machinery (building it costs more than the
+            # rest of the call); when it fails in a way worth retrying, stamina's first attempt
+            # raises that failure again, so the waits and the count are stamina's as ever.
+            try:
+                return await self._send(method, url, body, headers, 1)
+            except (_RetryableStatus, aiohttp.ClientError, TimeoutError) as exc:
+                first = exc
             async for attempt in stamina.retry_context(
                 on=_backoff,
                 attempts=self.attempts,
@@ -151,6 +158,8 @@ class InferenceClient:
             ):
                 tried = attempt.num
                 with attempt:
+                    if tried == 1:
+                        raise first
                     return await self._send(method, url, body, headers, tried)
         except _RetryableStatus as exc:
             message = f"{url} answered {exc.status}."

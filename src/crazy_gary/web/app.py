@@ -83,8 +83,10 @@ def create_app(
     app.state.tracing = tracing
     app.state.keyring = KeyRing([*settings.api_keys, *extra_keys])
     install_error_handlers(app)
-    app.include_router(router)
+    # The gateway's routes first: a forwarded request is matched before the REST API's routes are
+    # tried (their paths do not overlap), and a route tried costs a few microseconds.
     app.include_router(gateway_router)
+    app.include_router(router)
     document_gateway(app)
     app.include_router(records_router)
     app.include_router(policies_router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Iterable
@@ -12,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from crazy_gary._structlog import structlog
 from crazy_gary.clock import Clock, SystemClock
 from crazy_gary.inference_requests import API_PATHS
-from crazy_gary.logs import get_logger
+from crazy_gary.logs import get_logger, log_fast
 
 __all__ = ["REQUEST_ID_HEADER", "RequestLogMiddleware"]
 
@@ -64,6 +65,7 @@ class RequestLogMiddleware:
         self.app = app
         self.clock = clock or SystemClock()
         self.log = get_logger(logger)
+        self._stdlib = logging.getLogger(logger)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -120,5 +122,5 @@ class RequestLogMiddleware:
             self.log.error("request", error=failure, **fields)
         elif status is not None and status >= 500:
             self.log.warning("request", **fields)
-        else:
+        elif not log_fast(self._stdlib, "info", "request", fields):
             self.log.info("request", **fields)

@@ -16,7 +16,6 @@ from crazy_gary.clock import SystemClock
 from crazy_gary.config import SIMULATOR_TOKEN, ApiKey, Settings, load_simulator_config
 from crazy_gary.hf.inference import quiet_retry_hooks
 from crazy_gary.logs import configure_logging
-from crazy_gary.simulator import SimulatorServer
 from crazy_gary.web.app import create_app
 from crazy_gary.web.bounds import bounded_protocol
 
@@ -73,6 +72,8 @@ async def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -
     async with contextlib.AsyncExitStack() as stack:
         management_url = None
         if settings.simulating:
+            from crazy_gary.simulator import SimulatorServer  # not loaded by a gateway of real endpoints
+
             simulator = await stack.enter_async_context(
                 SimulatorServer(load_simulator_config(token=SIMULATOR_TOKEN), clock)
             )
@@ -103,9 +104,11 @@ def _freeze_startup_objects() -> None:
     Every full collection of the cyclic garbage collector otherwise walks those hundreds of thousands
     of objects, which live as long as the process: under load that was about 15 % of the gateway's CPU
     (measured with gc.callbacks; bench/ has the throughput). Garbage made before is collected first.
+    `crazy-gary serve` turns the collector off for start-up; it is back on from here.
     """
     gc.collect()
     gc.freeze()
+    gc.enable()
 
 
 def _announce(
