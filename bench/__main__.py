@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from bench._fleet import add_fleet_rows
+from bench._herd import add_herd_rows
 from bench._http import BenchError, fetch
 from bench._load import WRK_INSTALL_HINT, LoadResult, run_load, wrk_path
 from bench._measure import (
@@ -261,6 +262,11 @@ def measure_fleet(ctx: Context) -> None:
     add_fleet_rows(ctx.report, ctx.procs, ctx.workdir, quick=ctx.plan is not FULL)
 
 
+def measure_held_streams(ctx: Context) -> None:
+    """10,000 streams (1,000 quick) held through a cold start, direct to the simulator and through serve."""
+    add_herd_rows(ctx.report, ctx.procs, ctx.workdir, quick=ctx.plan is not FULL)
+
+
 def probe_gateway(ctx: Context) -> None:
     """Does the gateway answer a chat request yet? A note says why not."""
     assert ctx.gateway is not None
@@ -315,6 +321,7 @@ def run(ctx: Context, quick: bool, direct_only: bool) -> None:
         ("quota check", measure_quota),
         ("replay", measure_replay),
         ("1,000 endpoints, 20 status readers", measure_fleet),
+        ("held streams through one cold start", measure_held_streams),
     ):
         _progress(label)
         step(ctx)
