@@ -275,7 +275,7 @@ def add_herd_rows(
         served = Counter(o.served_by or "?" for o in result.outcomes)
         report.note(
             f"held streams {name}: {held}; served by {dict(served)}; errors {dict(result.errors) or 'none'}; "
-            f"{result.seconds:.1f} s in all"
+            f"all held {result.seconds:.1f} s after the first was sent"
         )
 
 
