@@ -170,7 +170,9 @@ class Engine:
         router = Router(
             manager, clock, fallback_wait=settings.fallback_wait, max_pending=settings.max_pending
         )
-        inference = inference or InferenceClient(attempts=settings.retry_attempts)
+        inference = inference or InferenceClient(
+            attempts=settings.retry_attempts, max_connections=_pool_size(settings)
+        )
         return cls(manager, router, inference, clock, token=settings.token)
 
     async def start(self) -> None:
@@ -338,3 +340,13 @@ class Engine:
 
 def _reason_for(exc: UpstreamError) -> FallbackReason:
     return FallbackReason.PRIMARY_TIMEOUT if exc.kind == "timeout" else FallbackReason.PRIMARY_ERROR
+
+
+_POOL = 512  # upstream connections at once, at least
+
+
+def _pool_size(settings: Settings) -> int:
+    """Upstream connections at once: enough for every endpoint's `max_concurrency` together, so a
+    release of held requests up to those limits goes out at once rather than waiting for the pool."""
+    limits = sum(spec.max_concurrency or 0 for spec in settings.endpoints.values())
+    return max(_POOL, limits)

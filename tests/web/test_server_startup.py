@@ -24,6 +24,7 @@ def recording_create_app(*args, **kwargs):
 def announce(*args):
     seen["collector once listening"] = gc.isenabled()
     seen["frozen objects"] = gc.get_freeze_count()
+    seen["thresholds"] = gc.get_threshold()
     print(json.dumps(seen), flush=True)
     os.kill(os.getpid(), signal.SIGINT)
 
@@ -45,3 +46,4 @@ def test_serve_builds_the_app_without_the_collector_and_listens_with_it(tmp_path
     assert seen["collector while building the app"] is False
     assert seen["collector once listening"] is True
     assert seen["frozen objects"] > 10_000  # the modules and the app, out of the collector's way
+    assert seen["thresholds"] == [50_000, 50, 100]  # collections less often than Python's (700, 10, 10)

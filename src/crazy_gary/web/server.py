@@ -104,11 +104,19 @@ def _freeze_startup_objects() -> None:
     Every full collection of the cyclic garbage collector otherwise walks those hundreds of thousands
     of objects, which live as long as the process: under load that was about 15 % of the gateway's CPU
     (measured with gc.callbacks; bench/ has the throughput). Garbage made before is collected first.
-    `crazy-gary serve` turns the collector off for start-up; it is back on from here.
+    `crazy-gary serve` turns the collector off for start-up; it is back on from here, less often:
+    with thousands of requests held for a cold start, each collection walked all of their objects
+    (at the default thresholds, most of serve's CPU while 10,000 streams came in; bench/README.md).
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*_COLLECTOR_THRESHOLDS)
     gc.enable()
+
+
+# Objects made between two young collections, and young (then middle) collections per older one:
+# Python's defaults are (700, 10, 10).
+_COLLECTOR_THRESHOLDS = (50_000, 50, 100)
 
 
 def _announce(
