@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
+from bench._events import add_events_rows
 from bench._fleet import add_fleet_rows
 from bench._herd import add_herd_rows
 from bench._http import BenchError, fetch
@@ -267,6 +268,11 @@ def measure_held_streams(ctx: Context) -> None:
     add_herd_rows(ctx.report, ctx.procs, ctx.workdir, quick=ctx.plan is not FULL)
 
 
+def measure_events(ctx: Context) -> None:
+    """1,000 (quick: 100) clients on the event stream of the 1,000-endpoint fleet, one wake."""
+    add_events_rows(ctx.report, ctx.procs, ctx.workdir, quick=ctx.plan is not FULL)
+
+
 def probe_gateway(ctx: Context) -> None:
     """Does the gateway answer a chat request yet? A note says why not."""
     assert ctx.gateway is not None
@@ -322,6 +328,7 @@ def run(ctx: Context, quick: bool, direct_only: bool) -> None:
         ("replay", measure_replay),
         ("1,000 endpoints, 20 status readers", measure_fleet),
         ("held streams through one cold start", measure_held_streams),
+        ("event streams, one wake", measure_events),
     ):
         _progress(label)
         step(ctx)

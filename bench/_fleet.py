@@ -18,7 +18,7 @@ from bench._procs import Processes, free_port, memory_kib, wait_until_ok
 from bench._report import Report, Row, mb
 from bench._stack import HOST, RATE_LIMIT, crazy_gary_command
 
-__all__ = ["FleetResult", "add_fleet_rows", "measure_fleet_reads"]
+__all__ = ["FleetResult", "add_fleet_rows", "measure_fleet_reads", "start_fleet"]
 
 VIEWER = "bench-viewer-0001"
 TOKEN = "hf_simulator"
@@ -77,9 +77,16 @@ def _management_calls(port: int) -> int:
     return count
 
 
-def _start(procs: Processes, workdir: Path, count: int) -> tuple[int, int, int]:
+def start_fleet(
+    procs: Processes,
+    workdir: Path,
+    count: int,
+    *,
+    api_keys: str = f"bench:viewer:{VIEWER}",
+    **env_values: str,
+) -> tuple[int, int, int]:
     """The simulator with `count` endpoints and serve managing them, all running; (sim port, serve
-    port, serve pid)."""
+    port, serve pid). `api_keys` and `env_values` go to serve's environment."""
     command = crazy_gary_command()
     sim_port, port = free_port(HOST), free_port(HOST)
     sim_env = _environment(CRAZY_GARY_SIM_COLD_START="1")
@@ -94,9 +101,10 @@ def _start(procs: Processes, workdir: Path, count: int) -> tuple[int, int, int]:
         HUGGINGFACE_API_KEY=TOKEN,
         HF_ENDPOINTS_API_URL=f"http://{HOST}:{sim_port}/v2",
         CRAZY_GARY_CONFIG=str(config),
-        CRAZY_GARY_API_KEYS=f"bench:viewer:{VIEWER}",
+        CRAZY_GARY_API_KEYS=api_keys,
         CRAZY_GARY_DATA_DIR=str(workdir / "fleet-data"),
         CRAZY_GARY_RATE_LIMIT=RATE_LIMIT,
+        **env_values,
     )
     log = workdir / "fleet-gateway.log"
     serve = procs.spawn([command, "serve", "--no-simulate", "--host", HOST, "--port", str(port)], env, log)
@@ -153,7 +161,7 @@ def measure_fleet_reads(
     procs: Processes, workdir: Path, *, count: int = 1000, clients: int = 20, seconds: float = 10.0
 ) -> FleetResult:
     """Start the fleet, then twenty plain readers for `seconds` (the figures), then conditional ones."""
-    sim_port, port, pid = _start(procs, workdir, count)
+    sim_port, port, pid = start_fleet(procs, workdir, count)
     before, started = _management_calls(sim_port), time.monotonic()
     timings, size = _read(port, clients, seconds, conditional=False)
     elapsed = time.monotonic() - started

@@ -167,37 +167,36 @@ async def test_requests_reach_the_snapshot_and_reset_countdowns() -> None:
         "latency_ms": 12.3,
         "timestamp": clock.now(),
     }
-    with hub.subscribe() as subscriber:
-        engine.announce(_request_event("120b", "20b"))
-        engine.announce(_request_event("120b", "20b"))
-        await clock.advance(1.0)
-        engine.announce(_request_event("120b", "20b"))
-        names = [name for name, _ in subscriber.queue]
+    subscriber = hub.join()
+    engine.announce(_request_event("120b", "20b"))
+    engine.announce(_request_event("120b", "20b"))
+    await clock.advance(1.0)
+    engine.announce(_request_event("120b", "20b"))
+    names = [event.name for event in subscriber.queue]
     assert names == ["request", "countdown", "request", "request", "countdown"]
 
 
 async def test_a_client_that_cannot_keep_up_is_ended() -> None:
     """When a client's queue is full its stream ends (it reconnects to a fresh snapshot); others go on."""
     hub, engine, _ = await _hub(queue_size=3)
-    with hub.subscribe() as slow, hub.subscribe() as fast:
-        for _ in range(3):
-            engine.announce(_request_event("120b", None))
-        fast.queue.clear()
+    slow, fast = hub.join(), hub.join()
+    for _ in range(3):
         engine.announce(_request_event("120b", None))
-        assert slow.ended and not slow.queue
-        assert not fast.ended and len(fast.queue) == 1
-        assert [item async for item in hub.events(slow)] == []
+    fast.queue.clear()
+    engine.announce(_request_event("120b", None))
+    assert slow.ended and not slow.queue
+    assert not fast.ended and len(fast.queue) == 1
+    assert [item async for item in hub.frames(slow)] == []
 
 
 async def test_close_ends_every_stream_after_what_was_queued() -> None:
     """Stopping the server ends open streams once their queued events are out; new ones end at once."""
     hub, engine, _ = await _hub()
-    with hub.subscribe() as subscriber:
-        engine.announce(_request_event("120b", None))
-        hub.close()
-        assert [name for name, _ in [item async for item in hub.events(subscriber) if item]] == ["request"]
-    with hub.subscribe() as late:
-        assert [item async for item in hub.events(late)] == []
+    subscriber = hub.join()
+    engine.announce(_request_event("120b", None))
+    hub.close()
+    assert [wire.split(b"\n")[0] async for wire in hub.frames(subscriber)] == [b"event: request"]
+    assert [item async for item in hub.frames(hub.join())] == []
 
 
 async def test_a_request_that_opens_the_circuit_sends_the_endpoint() -> None:
@@ -205,13 +204,13 @@ async def test_a_request_that_opens_the_circuit_sends_the_endpoint() -> None:
     requests that change nothing send none."""
     hub, engine, _ = await _hub()
     breaker = engine.manager.endpoint("20b").breaker
-    with hub.subscribe() as subscriber:
-        engine.announce(_request_event("20b", "20b"))
-        assert [name for name, _ in subscriber.queue] == ["request", "countdown"]
-        for _ in range(5):
-            breaker.record_failure()
-        engine.announce(_request_event("20b", None, "primary_error"))
-        name, data = subscriber.queue[-1]
+    subscriber = hub.join()
+    engine.announce(_request_event("20b", "20b"))
+    assert [event.name for event in subscriber.queue] == ["request", "countdown"]
+    for _ in range(5):
+        breaker.record_failure()
+    engine.announce(_request_event("20b", None, "primary_error"))
+    name, data, _ = subscriber.queue[-1]
     assert name == "state"
     assert data["model_type"] == "20b"
     assert data["endpoint"]["circuit"] == "open"

@@ -157,7 +157,7 @@ async def test_a_daily_quota_holds_under_sixty_concurrent_requests(served: Serve
 
     with served.app.state.events.subscribe() as watcher:
         answers = await served.run(asyncio.gather(*(ask(ALICE) for _ in range(60))))
-    told = [data for name, data in watcher.queue if name == "quota_exceeded"]
+    told = [event.data for event in watcher.queue if event.name == "quota_exceeded"]
     served_ok = [a for a in answers if a[0] == 200]
     refused = [a for a in answers if a[0] != 200]
     assert sum(used for _, used, _ in served_ok) <= 2000

@@ -24,7 +24,7 @@ from crazy_gary.usage.quotas import Quotas
 from crazy_gary.web.auth import KeyRing
 from crazy_gary.web.edge import BodyLimitMiddleware, HardenedFastAPI, add_cors
 from crazy_gary.web.errors import install_error_handlers
-from crazy_gary.web.events import EventHub
+from crazy_gary.web.events import EventHub, document_events
 from crazy_gary.web.events import router as events_router
 from crazy_gary.web.gateway import document_gateway
 from crazy_gary.web.gateway import router as gateway_router
@@ -91,6 +91,7 @@ def create_app(
     app.include_router(records_router)
     app.include_router(policies_router)
     app.include_router(events_router)
+    document_events(app)
     app.include_router(metrics_router)
     app.include_router(page_router())
     # The edge, innermost first: the body limit, the rate limits (before routing, so a refused call

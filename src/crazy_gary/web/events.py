@@ -3,12 +3,18 @@
 Every connection starts with a `snapshot` (every endpoint object and the recent requests), then
 receives `state`, `countdown`, `operation` and `request` events as they happen, and an SSE comment
 (`: heartbeat`) whenever nothing else was sent for `heartbeat` seconds of the injected clock. Events
-that concern an endpoint carry its whole endpoint object, so a client only ever replaces what it
-holds. A client too slow to keep up (its queue fills) has its stream ended; reconnecting gives it a
-fresh snapshot, so it never shows a state that silently missed an event.
+that concern an endpoint carry that one endpoint's whole object (only the snapshot carries every
+endpoint), so a client only ever replaces what it holds. A client too slow to keep up (its queue
+fills) has its stream ended; reconnecting gives it a fresh snapshot, so it never shows a state that
+silently missed an event.
 
-The SSE framing is FastAPI's (`EventSourceResponse`); the fan-out is ours: observers of the manager
-and of the engine put events into one bounded queue per connection, without blocking either.
+Observers of the manager and of the engine put events into one bounded queue per connection, without
+blocking either. Each event is framed (`event:`, `data:` as JSON) once, when it happens, and the same
+bytes go to every connection; the snapshot of a big fleet (half a megabyte for 1,000 endpoints) is
+framed once per change and kept for new connections at most `SNAPSHOT_MAX_AGE` seconds, as the status
+answer is (`status_cache`). FastAPI's own SSE responses encode each event for each connection and
+run two task groups per connection (a producer and a keep-alive pinger): with a thousand streams open,
+that work per event and the memory per stream were what a change cost (bench/README.md).
 """
 
 from __future__ import annotations
@@ -16,23 +22,24 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi import APIRouter, FastAPI, Request
 
-from crazy_gary.clock import Clock, wait_event
+from crazy_gary.clock import Clock
 from crazy_gary.core.events import ManagerEvent
 from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.engine import Engine, RequestEvent
-from crazy_gary.web.auth import Caller, require
+from crazy_gary.web.auth import require
+from crazy_gary.web.streams import SSE_HEADERS, ClosingStream
 
-__all__ = ["EventHub", "Relay", "router"]
+__all__ = ["EventHub", "Frame", "Relay", "document_events", "frame", "router"]
 
 router = APIRouter()
-Viewer = Annotated[Caller, Depends(require("viewer"))]
+_require_viewer = require("viewer")
 
 HEARTBEAT = 15.0  # seconds of silence before a `: heartbeat` comment
 RETRY_MS = 2000  # what a browser's EventSource waits before reconnecting
@@ -40,6 +47,23 @@ _RECENT = 50  # requests kept for the snapshot
 _QUEUE = 1000  # events waiting for one slow client before its stream is ended
 _COUNTDOWN_EVERY = 1.0  # at most one countdown event per endpoint per second
 _REQUESTS_PER_SECOND = 20  # request events sent per second at most; the rest only in /metrics
+SNAPSHOT_MAX_AGE = 1.0  # seconds a framed snapshot is kept while nothing changes (for the countdowns)
+_PIECE = 65_536  # bytes of a snapshot per write: a slow reader holds at most about this much here
+HEARTBEAT_FRAME = b": heartbeat\n\n"
+
+
+class Frame(NamedTuple):
+    """One event: its name, its data, and the bytes every stream sends for it."""
+
+    name: str
+    data: dict[str, Any]
+    wire: bytes
+
+
+def frame(name: str, data: dict[str, Any], retry: int | None = None) -> bytes:
+    """The SSE bytes of one event (`data` as one line of JSON), as `fastapi.sse` frames them."""
+    retry_line = "" if retry is None else f"retry: {retry}\n"
+    return f"event: {name}\ndata: {json.dumps(data)}\n{retry_line}\n".encode()
 
 
 class Relay(Protocol):
@@ -50,9 +74,23 @@ class Relay(Protocol):
 
 @dataclass(eq=False)  # each is itself: hashed by identity
 class _Subscriber:
-    queue: collections.deque[tuple[str, dict[str, Any]]] = field(default_factory=collections.deque)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    quiet_since: float  # monotonic time of the last bytes its stream was given
+    queue: collections.deque[Frame] = field(default_factory=collections.deque)
     ended: bool = False
+    heartbeat_due: bool = False
+    # what its stream waits on (a future rather than an asyncio.Event: a tenth of the memory)
+    waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def wait(self) -> None:
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
 
 
 class EventHub:
@@ -74,12 +112,16 @@ class EventHub:
         self.heartbeat = heartbeat
         self._queue_size = queue_size
         self._subscribers: set[_Subscriber] = set()
+        self._heartbeats: asyncio.Task[None] | None = None
+        self._last_joined: tuple[tuple[Frame, ...], bytes] = ((), b"")
         # ours as (event, when), to be turned into objects only for a snapshot; the other replicas' as objects
         self._recent: collections.deque[tuple[RequestEvent, float] | dict[str, Any]] = collections.deque(
             maxlen=_RECENT
         )
         self._countdown_sent: dict[str, float] = {}
         self._circuits = {key: view.circuit for key, view in manager.all_status().items()}
+        self._requests_seen = 0  # moves with `_recent`: a kept snapshot is stale once it moved
+        self._snapshot: tuple[tuple[int, int], float, bytes] | None = None  # (what, built at, frame)
         self._window = (0.0, 0)  # (second, request events sent in it)
         self._closed = False
         self._quota_observers: list[Callable[[str, str, str, int], None]] = []
@@ -113,6 +155,7 @@ class EventHub:
         # on every request of the gateway: only a deque append unless someone is watching (here, or
         # through another replica)
         self._recent.append((event, self._clock.now()))
+        self._requests_seen += 1
         if not self._subscribers and self._relay is None:
             return
         second = float(int(self._clock.monotonic()))
@@ -174,16 +217,20 @@ class EventHub:
         """An event another replica made: to this replica's streams (requests also to the snapshot)."""
         if name == "request":
             self._recent.append(data)
+            self._requests_seen += 1
         self._publish(name, data)
 
     def _publish(self, name: str, data: dict[str, Any]) -> None:
         data.setdefault("timestamp", self._clock.now())
+        if not self._subscribers:
+            return
+        event = Frame(name, data, frame(name, data))  # framed once, for every stream
         for subscriber in list(self._subscribers):
             if len(subscriber.queue) >= self._queue_size:
                 self._end(subscriber)  # too slow: it reconnects and gets a fresh snapshot
                 continue
-            subscriber.queue.append((name, data))
-            subscriber.ready.set()
+            subscriber.queue.append(event)
+            subscriber.wake()
 
     # -- streams ---------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -192,31 +239,90 @@ class EventHub:
         requests = [item if isinstance(item, dict) else _request_object(*item) for item in self._recent]
         return {"endpoints": endpoints, "requests": requests, "timestamp": self._clock.now()}
 
-    @contextlib.contextmanager
-    def subscribe(self) -> Iterator[_Subscriber]:
-        """A queue of events for one connection, for as long as the block runs."""
-        subscriber = _Subscriber()
+    def snapshot_frame(self) -> bytes:
+        """The framed snapshot: the kept one while the endpoints' views and the recent requests are
+        as they were and it is younger than `SNAPSHOT_MAX_AGE`, else a fresh one."""
+        now = self._clock.monotonic()
+        what = (self._manager.revision, self._requests_seen)
+        kept = self._snapshot
+        if kept is not None and kept[0] == what and 0 <= now - kept[1] < SNAPSHOT_MAX_AGE:
+            return kept[2]
+        framed = frame("snapshot", self.snapshot(), retry=RETRY_MS)
+        self._snapshot = (what, now, framed)
+        return framed
+
+    def join(self) -> _Subscriber:
+        """A queue of events for one new connection, until `leave`."""
+        subscriber = _Subscriber(self._clock.monotonic())
         if self._closed:
             subscriber.ended = True
-        else:
-            self._subscribers.add(subscriber)
+            return subscriber
+        self._subscribers.add(subscriber)
+        if self._heartbeats is None or self._heartbeats.done():
+            self._heartbeats = asyncio.create_task(self._beat())
+        return subscriber
+
+    def leave(self, subscriber: _Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+
+    @contextlib.contextmanager
+    def subscribe(self) -> Iterator[_Subscriber]:
+        """A queue of events for as long as the block runs (`join`, then `leave`)."""
+        subscriber = self.join()
         try:
             yield subscriber
         finally:
-            self._subscribers.discard(subscriber)
+            self.leave(subscriber)
 
-    async def events(self, subscriber: _Subscriber) -> AsyncIterator[tuple[str, dict[str, Any]] | None]:
-        """The subscriber's events as they come; None when `heartbeat` seconds passed without any."""
+    async def _beat(self) -> None:
+        """One task for every stream's heartbeat: it sleeps until the stream that has been quiet
+        longest is due, and tells the due ones. A timer task of its own for each stream (as
+        `wait_event` makes) would be two more tasks per stream to wake and cancel on every event:
+        with a thousand streams, most of the time an event took to reach them."""
+        while self._subscribers:
+            now = self._clock.monotonic()
+            oldest = now
+            for subscriber in self._subscribers:
+                if now - subscriber.quiet_since >= self.heartbeat:
+                    subscriber.quiet_since = now
+                    subscriber.heartbeat_due = True
+                    subscriber.wake()
+                oldest = min(oldest, subscriber.quiet_since)
+            await self._clock.sleep(oldest + self.heartbeat - now)
+
+    def _joined(self, events: tuple[Frame, ...]) -> bytes:
+        """The bytes of several events, joined once for every stream that has the same ones waiting
+        (as every stream has, but one that joined meanwhile): each stream keeps its last bytes while
+        it waits for the next, and a copy for each would be a thousand copies."""
+        kept_events, kept = self._last_joined
+        if len(kept_events) == len(events) and all(a is b for a, b in zip(kept_events, events, strict=True)):
+            return kept
+        joined = b"".join(event.wire for event in events)
+        self._last_joined = (events, joined)
+        return joined
+
+    async def frames(self, subscriber: _Subscriber) -> AsyncIterator[bytes]:
+        """The subscriber's events as they come, all those waiting in one piece of bytes; the
+        heartbeat comment when `heartbeat` seconds passed without any. Ends once it is ended and
+        what was queued is out."""
+        queued = subscriber.queue
         while True:
-            if not subscriber.queue:
-                if subscriber.ended:
-                    return
-                subscriber.ready.clear()
-                if not await wait_event(self._clock, subscriber.ready, self.heartbeat):
-                    yield None
-                    continue
-            while subscriber.queue:
-                yield subscriber.queue.popleft()
+            if queued:
+                subscriber.quiet_since = self._clock.monotonic()
+                subscriber.heartbeat_due = False
+                if len(queued) == 1:
+                    yield queued.popleft().wire
+                else:
+                    waiting = self._joined(tuple(queued))
+                    queued.clear()
+                    yield waiting
+            elif subscriber.ended:
+                return
+            elif subscriber.heartbeat_due:
+                subscriber.heartbeat_due = False
+                yield HEARTBEAT_FRAME
+            else:
+                await subscriber.wait()
 
     @property
     def connections(self) -> int:
@@ -225,15 +331,17 @@ class EventHub:
     def _end(self, subscriber: _Subscriber) -> None:
         subscriber.ended = True
         subscriber.queue.clear()
-        subscriber.ready.set()
+        subscriber.wake()
         self._subscribers.discard(subscriber)
 
     def close(self) -> None:
         """End every stream (the server is stopping) and accept no new ones."""
         self._closed = True
+        if self._heartbeats is not None:
+            self._heartbeats.cancel()
         for subscriber in list(self._subscribers):
             subscriber.ended = True
-            subscriber.ready.set()
+            subscriber.wake()
         self._subscribers.clear()
 
 
@@ -250,16 +358,48 @@ def _request_object(event: RequestEvent, at: float) -> dict[str, Any]:
     }
 
 
-@router.get("/api/endpoints/events", response_class=EventSourceResponse, tags=["endpoints"])
-async def events(request: Request, caller: Viewer) -> AsyncIterator[ServerSentEvent]:
+async def _stream(hub: EventHub, subscriber: _Subscriber) -> AsyncIterator[bytes]:
+    snapshot = memoryview(hub.snapshot_frame())
+    for start in range(0, len(snapshot), _PIECE):  # each write waits for the last to drain
+        yield snapshot[start : start + _PIECE]  # type: ignore[misc]  # bytes-like, as uvicorn sends it
+    async for wire in hub.frames(subscriber):
+        yield wire
+
+
+async def events(request: Request) -> ClosingStream:
     """Server-Sent Events: a `snapshot`, then `state`, `countdown`, `operation` and `request` events,
     and a `: heartbeat` comment after 15 s without any."""
+    await _require_viewer(request)
     hub: EventHub = request.app.state.events
-    with hub.subscribe() as subscriber:
-        yield ServerSentEvent(event="snapshot", data=hub.snapshot(), retry=RETRY_MS)
-        async for item in hub.events(subscriber):
-            if item is None:
-                yield ServerSentEvent(comment="heartbeat")
-            else:
-                name, data = item
-                yield ServerSentEvent(event=name, data=data)
+    subscriber = hub.join()
+
+    async def leave() -> None:
+        hub.leave(subscriber)
+
+    return ClosingStream(_stream(hub, subscriber), 200, dict(SSE_HEADERS), "text/event-stream", leave)
+
+
+# A plain Starlette route rather than a FastAPI one: FastAPI's dependency solving and request
+# wrappers (exit stacks, contexts) stay alive as long as the stream, about 8 kB per open stream
+# (tracemalloc, through bench/); it asks for the key itself, with the dependency the other routes use.
+router.add_route("/api/endpoints/events", events, methods=["GET"], include_in_schema=False)
+_OPERATION = {
+    "tags": ["endpoints"],
+    "summary": "Events",
+    "description": events.__doc__,
+    "operationId": "events_api_endpoints_events_get",
+    "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {}}}},
+}
+
+
+def document_events(app: FastAPI) -> None:
+    """Put the event stream into the app's OpenAPI schema, which FastAPI writes only for its own routes."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            build()["paths"]["/api/endpoints/events"] = {"get": _OPERATION}
+        schema: dict[str, Any] = app.openapi_schema or {}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend it
