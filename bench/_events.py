@@ -29,7 +29,7 @@ __all__ = ["EventsResult", "add_events_rows", "measure_one_wake"]
 OPERATOR = "bench-operator-0001"
 WOKEN = "fleet-0000"
 _CONNECT_AT_ONCE = 50  # connections opened together, so the listen backlog never overflows
-_SNAPSHOT_TIMEOUT = 600.0  # seconds for every client to have its snapshot
+_SNAPSHOT_TIMEOUT = 180.0  # seconds for every client to have its snapshot
 _CHANGE_TIMEOUT = 30.0  # seconds for every client to see the wake
 _SLEEP_TIMEOUT = 30.0
 

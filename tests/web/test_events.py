@@ -214,3 +214,83 @@ async def test_a_request_that_opens_the_circuit_sends_the_endpoint() -> None:
     assert name == "state"
     assert data["model_type"] == "20b"
     assert data["endpoint"]["circuit"] == "open"
+
+
+async def test_an_event_is_framed_once_for_every_stream_and_carries_one_endpoint() -> None:
+    """Every stream is given the very same bytes for an event, and an event about one endpoint
+    carries that endpoint's object only (the snapshot alone carries them all)."""
+    hub, engine, _ = await _hub()
+    first, second = hub.join(), hub.join()
+    engine.manager.wake("120b", actor="ops")
+    assert [event.name for event in first.queue][:2] == ["operation", "state"]
+    assert all(a.wire is b.wire for a, b in zip(first.queue, second.queue, strict=True))
+    head, data, end = first.queue[0].wire.split(b"\n", 2)
+    assert head == b"event: operation" and end == b"\n"
+    told = json.loads(data.removeprefix(b"data: "))
+    assert told["model_type"] == "120b" and told["endpoint"]["status"] == "starting"
+    assert "endpoints" not in told and set(told["endpoint"]) >= {"status", "url", "circuit"}
+
+
+async def test_the_snapshot_is_kept_until_something_changes_or_a_second_passes() -> None:
+    """New streams share one framed snapshot while nothing changed; a wake, a request or a second of
+    the clock (the countdowns) makes a fresh one."""
+    hub, engine, clock = await _hub()
+    kept = hub.snapshot_frame()
+    assert hub.snapshot_frame() is kept
+    assert kept.startswith(b"event: snapshot\ndata: ") and kept.endswith(b"\nretry: 2000\n\n")
+    engine.announce(_request_event("20b", "20b"))
+    after_request = hub.snapshot_frame()
+    assert after_request is not kept and b'"latency_ms": 12.3' in after_request
+    await clock.advance(0.5)
+    assert hub.snapshot_frame() is after_request
+    await clock.advance(0.5)
+    aged = hub.snapshot_frame()
+    assert aged is not after_request
+    engine.manager.wake("120b", actor="ops")
+    after_wake = hub.snapshot_frame()
+    assert after_wake is not aged and b'"status": "starting"' in after_wake
+
+
+class _Reader:
+    """A stream's frames read in the background: what arrived so far, taken once the loop settled."""
+
+    def __init__(self, frames: AsyncIterator[bytes]) -> None:
+        self.arrived: list[bytes] = []
+        self._task = asyncio.ensure_future(self._read(frames))
+
+    async def _read(self, frames: AsyncIterator[bytes]) -> None:
+        async for wire in frames:
+            self.arrived.append(wire)
+
+    async def take(self, clock: ManualClock) -> list[bytes]:
+        await clock.settle()
+        arrived, self.arrived = self.arrived, []
+        return arrived
+
+
+async def test_each_stream_gets_its_heartbeat_after_its_own_quiet_time() -> None:
+    """One task keeps every stream's heartbeat: a stream that was just sent an event waits its own
+    15 s, one that was quiet gets the comment at 15 s."""
+    hub, _, clock = await _hub()
+    quiet, busy = hub.join(), hub.join()
+    quiet_frames, busy_frames = _Reader(hub.frames(quiet)), _Reader(hub.frames(busy))
+    await clock.advance(10)
+    hub.leave(quiet)
+    hub.deliver("state", {"model_type": "20b"})  # to the busy one only
+    hub._subscribers.add(quiet)
+    assert [wire.split(b"\n")[0] for wire in await busy_frames.take(clock)] == [b"event: state"]
+    await clock.advance(5)
+    assert await quiet_frames.take(clock) == [b": heartbeat\n\n"]
+    assert await busy_frames.take(clock) == []
+    await clock.advance(10)
+    assert await busy_frames.take(clock) == [b": heartbeat\n\n"]
+    assert await quiet_frames.take(clock) == []
+    hub.close()
+    assert await quiet_frames.take(clock) == [] and await busy_frames.take(clock) == []
+
+
+async def test_the_event_stream_is_in_the_openapi_schema(api: Api) -> None:
+    """A plain route, still documented: `GET /api/endpoints/events` answers text/event-stream."""
+    schema = (await api.get("/openapi.json", key=None)).json()
+    answer = schema["paths"]["/api/endpoints/events"]["get"]["responses"]["200"]
+    assert "text/event-stream" in answer["content"]
