@@ -112,3 +112,45 @@ async def test_a_watcher_that_fails_says_so_and_lets_its_requests_look_themselve
         await clock.settle()
     assert waiting.result() is True
     assert "the watcher of the requests held on 120b failed" in caplog.text
+
+
+async def test_held_requests_have_no_timer_of_their_own(clock: ManualClock) -> None:
+    """10,000 held requests sleep on one timer, their watcher's: each is a future and a deadline."""
+    endpoints = _Endpoints()
+    held = HeldRequests(clock, endpoints.can_serve, endpoints.updated)
+    tasks = [asyncio.create_task(held.wait(["120b"], timeout=30)) for _ in range(10_000)]
+    await clock.settle()
+    assert len(held) == 10_000
+    assert clock.sleepers == 1
+    await clock.advance(31)
+    assert [task.result() for task in tasks] == [False] * 10_000
+    assert len(held) == 0 and clock.sleepers == 0
+
+
+async def test_deadlines_end_requests_in_their_own_order_not_their_arrival(clock: ManualClock) -> None:
+    """A later request with a shorter deadline is let go first, at its deadline to the second."""
+    endpoints = _Endpoints()
+    held = HeldRequests(clock, endpoints.can_serve, endpoints.updated)
+    early_long = asyncio.create_task(held.wait(["120b"], timeout=20))
+    await clock.advance(1)
+    late_short = asyncio.create_task(held.wait(["120b"], timeout=3.5))
+    await clock.advance(3.4)
+    assert not late_short.done()
+    await clock.advance(0.1)
+    assert late_short.result() is False and not early_long.done()
+    await clock.advance(15.4)
+    assert not early_long.done()
+    await clock.advance(0.1)
+    assert early_long.result() is False
+
+
+async def test_a_watcher_cancelled_lets_its_requests_go(clock: ManualClock) -> None:
+    """The watcher cancelled (the loop shutting down) ends every wait it was keeping, not served."""
+    endpoints = _Endpoints()
+    held = HeldRequests(clock, endpoints.can_serve, endpoints.updated)
+    waiting = asyncio.create_task(held.wait(["120b"], timeout=60))
+    await clock.settle()
+    (watcher,) = [task for task in asyncio.all_tasks() if task.get_name().startswith("held:")]
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
+    assert await waiting is False

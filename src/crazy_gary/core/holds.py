@@ -4,7 +4,9 @@ Every held request used to wake at every reading of its endpoints and every seco
 ten thousand held requests made ten thousand wake-ups a second. Here the requests held on the same
 endpoints share one watcher, which looks after each reading (and each second, for circuits that
 turn half-open with time) and releases them all at once, in order of arrival, when one of the
-endpoints can serve. A held request waits on its future and on its own deadline only.
+endpoints can serve. The watcher also ends the requests whose deadline passed: a held request is
+one future and its deadline, with no timer of its own (a timer task each made a held request cost
+kilobytes more, and ten thousand of them kept the collector busy).
 
 asyncio has no primitive for "wake these waiters, in order, when a condition over several events
 holds": `asyncio.Condition` would wake every waiter at every reading again, so this is our own.
@@ -30,7 +32,8 @@ class _Group:
     """The requests held on one tuple of endpoints, in order of arrival, and their watcher."""
 
     def __init__(self) -> None:
-        self.waiters: dict[asyncio.Future[None], None] = {}  # a dict: ordered, O(1) removal
+        # each waiter's deadline on the clock; a dict: ordered by arrival, O(1) removal
+        self.waiters: dict[asyncio.Future[bool], float] = {}
         self.watcher: asyncio.Task[None] | None = None
 
 
@@ -69,28 +72,36 @@ class HeldRequests:
             return False
         group_key = tuple(keys)
         group = self._groups.setdefault(group_key, _Group())
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        group.waiters[future] = None
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        group.waiters[future] = self._clock.monotonic() + timeout
         if group.watcher is None:
             group.watcher = asyncio.create_task(self._watch(group_key, group), name=f"held:{group_key}")
-        timer = asyncio.ensure_future(self._clock.sleep(timeout))
         try:
-            await asyncio.wait((future, timer), return_when=asyncio.FIRST_COMPLETED)
+            return await future
         finally:
-            timer.cancel()
             group.waiters.pop(future, None)
             if not future.done():
                 future.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
-        return future.done() and not future.cancelled()
 
     @staticmethod
-    def _release(group: _Group) -> None:
+    def _release(group: _Group, served: bool = True) -> None:
         released, group.waiters = list(group.waiters), {}
         for future in released:
             if not future.done():
-                future.set_result(None)
+                future.set_result(served)
+
+    @staticmethod
+    def _expire(group: _Group, now: float) -> float | None:
+        """End the waiters whose deadline is `now` or past (False); the nearest deadline left."""
+        nearest = None
+        for future, deadline in list(group.waiters.items()):
+            if deadline <= now:
+                del group.waiters[future]
+                if not future.done():
+                    future.set_result(False)
+            elif nearest is None or deadline < nearest:
+                nearest = deadline
+        return nearest
 
     async def _watch(self, group_key: tuple[str, ...], group: _Group) -> None:
         """Look after each change of the group's endpoints; release every waiter once one can serve."""
@@ -100,11 +111,15 @@ class HeldRequests:
                 if self._can_serve(group_key):
                     self._release(group)
                     break
-                await wait_any(self._clock, events, _RECHECK)
+                now = self._clock.monotonic()
+                nearest = self._expire(group, now)
+                if nearest is not None:
+                    await wait_any(self._clock, events, min(_RECHECK, nearest - now))
         except Exception:  # deliberate: any failure is logged, and the held requests look themselves
             logger.exception("the watcher of the requests held on %s failed", ", ".join(group_key))
             self._release(group)
-        finally:  # released, or cancelled at shutdown (the waiters then end by their deadlines)
+        finally:  # released, or cancelled at shutdown: nobody is left to end the waits but here
+            self._release(group, served=False)
             group.watcher = None
             if not group.waiters and self._groups.get(group_key) is group:
                 del self._groups[group_key]
