@@ -35,6 +35,7 @@ from bench._measure import (
     stream_first_bytes,
     wait_not_running,
 )
+from bench._peers import measure_peers
 from bench._procs import Processes, memory_kib, tail
 from bench._quota import quota_check_ns
 from bench._replay import POLICIES, replay_seconds
@@ -73,6 +74,7 @@ class Context:
     backend_port: int
     gateway: Gateway | None = None
     chat: bool = False  # the gateway answers POST /v1/chat/completions
+    peers: bool = True  # measure LiteLLM and Portkey too (bench/_peers.py)
 
     def attempt(self, what: str, measure: Callable[[], T]) -> T | None:
         """Run one measurement; a failure becomes a note and None, and the run goes on."""
@@ -324,6 +326,7 @@ def run(ctx: Context, quick: bool, direct_only: bool) -> None:
         ("dead primary → fallback", measure_fallback),  # before the load: it leaves 32 idle upstream
         ("throughput", measure_throughput),  # connections in the gateway's pool, which slows it
         ("gateway memory and start-up", measure_process),
+        ("peer gateways: LiteLLM, Portkey", measure_peers),
         ("quota check", measure_quota),
         ("replay", measure_replay),
         ("1,000 endpoints, 20 status readers", measure_fleet),
@@ -355,6 +358,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="load generator: wrk when installed (auto), or the asyncio one",
     )  # fmt: skip
     parser.add_argument("--direct-only", action="store_true", help="measure only the backend, no gateway")
+    parser.add_argument("--no-peers", action="store_true", help="skip the peer gateways (LiteLLM, Portkey)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the table as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 unless every target is met")
     return parser.parse_args(argv)
@@ -374,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             ctx = Context(
                 plan=QUICK if args.quick else FULL, procs=procs, workdir=workdir, report=report,
                 use_wrk=args.load != "python", backend_port=start_backend(procs, workdir),
+                peers=not (args.no_peers or args.direct_only),
             )  # fmt: skip
             try:
                 run(ctx, args.quick, args.direct_only)

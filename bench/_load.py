@@ -12,6 +12,7 @@ import re
 import shutil
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,24 +62,29 @@ def run_load(
     seconds: float,
     workdir: Path,
     use_wrk: bool,
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
-    """POST `body` to /v1/chat/completions over `connections` keep-alive connections for `seconds`."""
+    """POST `body` to /v1/chat/completions over `connections` keep-alive connections for `seconds`.
+    `headers` are extra request headers for wrk (`request` already carries them for asyncio)."""
     wrk = wrk_path() if use_wrk else None
     if wrk is not None:
-        return _run_wrk(procs, wrk, host, port, body, key, connections, seconds, workdir)
+        return _run_wrk(procs, wrk, host, port, body, key, connections, seconds, workdir, headers or {})
     return asyncio.run(_run_asyncio(host, port, request, connections, seconds))
 
 
-def _lua_script(body: bytes, key: str) -> str:
+def _lua_script(body: bytes, key: str, headers: Mapping[str, str] | None = None) -> str:
     text = body.decode()
     if "]==]" in text:
         raise BenchError("the request body cannot be quoted for wrk's Lua script")
+    extra = {**(headers or {})}
+    if any('"' in item or "\\" in item or "\n" in item for item in [*extra, *extra.values()]):
+        raise BenchError("a request header cannot be quoted for wrk's Lua script")
     return (
         'wrk.method = "POST"\n'
         f"wrk.body = [==[{text}]==]\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["Authorization"] = "Bearer {key}"\n'
-    )
+    ) + "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in extra.items())
 
 
 def _run_wrk(
@@ -91,9 +97,10 @@ def _run_wrk(
     connections: int,
     seconds: float,
     workdir: Path,
+    headers: Mapping[str, str],
 ) -> LoadResult:
     script = workdir / "post.lua"
-    script.write_text(_lua_script(body, key), encoding="utf-8")
+    script.write_text(_lua_script(body, key, headers), encoding="utf-8")
     argv = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s", "--latency"]
     argv += ["-s", str(script), f"http://{host}:{port}/v1/chat/completions"]
     output = procs.run(argv, timeout=seconds + 30)
