@@ -255,7 +255,8 @@ def _load_note(report: Report, spec: PeerSpec, result: LoadResult) -> None:
         latency = f", latency p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f} ms"
     report.note(
         f"load {spec.name} ({result.tool}): {result.requests:,} answers in {result.seconds:.1f} s"
-        f"{latency}, {result.non_2xx} not 2xx/3xx, {result.socket_errors} socket errors"
+        f"{latency}, {result.non_2xx} not 2xx/3xx, {result.socket_errors} socket errors; "
+        f"load average {os.getloadavg()[0]:.2f} after it"
     )
     if result.failures:
         report.note(f"{spec.name}: {result.failures} failed requests under load: its figure is not clean")
@@ -314,6 +315,9 @@ def measure_peers(ctx: PeerContext) -> None:
         ctx.report.note("--no-peers: LiteLLM and Portkey were not measured")
         return
     results: list[PeerResult] = []
+    ctx.report.note(
+        f"peers: load average {os.getloadavg()[0]:.2f} as they start, right after crazy-gary's load"
+    )
     for short, make in (("LiteLLM", _litellm), ("Portkey", _portkey)):
         print(f"bench: peer gateway {short} …", file=sys.stderr, flush=True)
         spec = _attempt(ctx.report, f"{short} install", partial(make, ctx))
