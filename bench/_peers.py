@@ -203,9 +203,12 @@ def _start(ctx: PeerContext, spec: PeerSpec, startups: list[float]) -> tuple[sub
         log = ctx.workdir / f"{spec.short.lower()}-{run}.log"
         spawned = time.perf_counter()
         child = ctx.procs.spawn(spec.argv(port), spec.env, log)
-        startups.append(
-            wait_until_ok(child, HOST, port, spec.health, STARTUP_TIMEOUT, log, spawned, interval=0.01)
-        )
+        try:
+            took = wait_until_ok(child, HOST, port, spec.health, STARTUP_TIMEOUT, log, spawned, interval=0.01)
+        except BaseException:
+            ctx.procs.stop(child)  # not left running to take CPU from what comes next
+            raise
+        startups.append(took)
         if run < ctx.plan.startup_runs:
             ctx.procs.stop(child)
     return child, port
@@ -312,7 +315,7 @@ def _ours(report: Report) -> Ours:
 def measure_peers(ctx: PeerContext) -> None:
     """The step of `python -m bench`: LiteLLM, then Portkey, then the rows comparing them."""
     if not ctx.peers:
-        ctx.report.note("--no-peers: LiteLLM and Portkey were not measured")
+        ctx.report.note("--no-peers or --direct-only: LiteLLM and Portkey were not measured")
         return
     results: list[PeerResult] = []
     ctx.report.note(

@@ -142,7 +142,7 @@ def test_no_peers_adds_a_note_and_installs_nothing() -> None:
     report = Report()
     measure_peers(_Context(report))  # type: ignore[arg-type]
     assert report.rows == []
-    assert report.notes == ["--no-peers: LiteLLM and Portkey were not measured"]
+    assert report.notes == ["--no-peers or --direct-only: LiteLLM and Portkey were not measured"]
 
 
 def test_a_marked_install_is_reused(tmp_path: Path) -> None:
@@ -155,3 +155,26 @@ def test_a_marked_install_is_reused(tmp_path: Path) -> None:
     (tmp_path / MARKER).write_text("litellm[proxy]==0.0.1\n")  # another version: not reused, and a
     with pytest.raises(BenchError, match="not under"):  # folder outside .bench/peers is never cleared
         ensure_litellm(tmp_path)
+
+
+@dataclass
+class _RunContext:
+    report: Report
+    plan: _Plan
+    peers: bool = True
+
+
+def test_a_peer_that_cannot_be_installed_leaves_a_note_and_empty_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*args: object) -> None:
+        raise BenchError("no registry")
+
+    monkeypatch.setattr("bench._peers.ensure_litellm", refuse)
+    monkeypatch.setattr("bench._peers.ensure_portkey", refuse)
+    report = Report()
+    measure_peers(_RunContext(report, _Plan()))  # type: ignore[arg-type]
+    assert "LiteLLM install: not measured: no registry" in report.notes
+    assert "Portkey install: not measured: no registry" in report.notes
+    assert {row.gateway for row in report.rows if not row.target} == {"-"}
+    assert set(_goals(report).values()) == {None}
