@@ -15,7 +15,6 @@ holds": `asyncio.Condition` would wake every waiter at every reading again, so t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
