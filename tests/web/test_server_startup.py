@@ -46,4 +46,4 @@ def test_serve_builds_the_app_without_the_collector_and_listens_with_it(tmp_path
     assert seen["collector while building the app"] is False
     assert seen["collector once listening"] is True
     assert seen["frozen objects"] > 10_000  # the modules and the app, out of the collector's way
-    assert seen["thresholds"] == [50_000, 50, 100]  # collections less often than Python's (700, 10, 10)
+    assert seen["thresholds"] == [50_000, 50, 10]  # collections less often than Python's (700, 10, 10)

@@ -116,7 +116,7 @@ def _freeze_startup_objects() -> None:
 
 # Objects made between two young collections, and young (then middle) collections per older one:
 # Python's defaults are (700, 10, 10).
-_COLLECTOR_THRESHOLDS = (50_000, 50, 100)
+_COLLECTOR_THRESHOLDS = (50_000, 50, 10)
 
 
 def _announce(
