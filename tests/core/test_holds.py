@@ -154,3 +154,18 @@ async def test_a_watcher_cancelled_lets_its_requests_go(clock: ManualClock) -> N
     watcher.cancel()
     await asyncio.gather(watcher, return_exceptions=True)
     assert await waiting is False
+
+
+async def test_a_request_with_a_nearer_deadline_is_let_go_at_it_while_the_watcher_waits(
+    clock: ManualClock,
+) -> None:
+    """The watcher waiting a second for its next look, a new request of 0.2 s ends at 0.2 s."""
+    endpoints = _Endpoints()
+    held = HeldRequests(clock, endpoints.can_serve, endpoints.updated)
+    long = asyncio.create_task(held.wait(["120b"], timeout=60))
+    await clock.advance(0.5)
+    short = asyncio.create_task(held.wait(["120b"], timeout=0.2))
+    await clock.advance(0.19)
+    assert not short.done()
+    await clock.advance(0.01)
+    assert short.result() is False and not long.done()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Sequence
 
 from crazy_gary.clock import Clock, wait_any
@@ -34,6 +35,8 @@ class _Group:
         # each waiter's deadline on the clock; a dict: ordered by arrival, O(1) removal
         self.waiters: dict[asyncio.Future[bool], float] = {}
         self.watcher: asyncio.Task[None] | None = None
+        self.looks_again = math.inf  # when the watcher looks next, by itself
+        self.nearer = asyncio.Event()  # set for a waiter whose deadline comes before that
 
 
 class HeldRequests:
@@ -72,7 +75,10 @@ class HeldRequests:
         group_key = tuple(keys)
         group = self._groups.setdefault(group_key, _Group())
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        group.waiters[future] = self._clock.monotonic() + timeout
+        deadline = self._clock.monotonic() + timeout
+        group.waiters[future] = deadline
+        if deadline < group.looks_again:
+            group.nearer.set()
         if group.watcher is None:
             group.watcher = asyncio.create_task(self._watch(group_key, group), name=f"held:{group_key}")
         try:
@@ -113,7 +119,9 @@ class HeldRequests:
                 now = self._clock.monotonic()
                 nearest = self._expire(group, now)
                 if nearest is not None:
-                    await wait_any(self._clock, events, min(_RECHECK, nearest - now))
+                    pause = min(_RECHECK, nearest - now)
+                    group.looks_again, group.nearer = now + pause, asyncio.Event()
+                    await wait_any(self._clock, [*events, group.nearer], pause)
         except Exception:  # deliberate: any failure is logged, and the held requests look themselves
             logger.exception("the watcher of the requests held on %s failed", ", ".join(group_key))
             self._release(group)
