@@ -343,10 +343,12 @@ def _reason_for(exc: UpstreamError) -> FallbackReason:
 
 
 _POOL = 512  # upstream connections at once, at least
+_POOL_CEILING = 4096  # and at most: the rest of the process's descriptors are for callers and files
 
 
 def _pool_size(settings: Settings) -> int:
-    """Upstream connections at once: enough for every endpoint's `max_concurrency` together, so a
-    release of held requests up to those limits goes out at once rather than waiting for the pool."""
+    """Upstream connections at once: enough for every endpoint's `max_concurrency` together (up to
+    a ceiling), so a release of held requests up to those limits goes out at once rather than
+    waiting for the pool."""
     limits = sum(spec.max_concurrency or 0 for spec in settings.endpoints.values())
-    return max(_POOL, limits)
+    return min(max(_POOL, limits), _POOL_CEILING)

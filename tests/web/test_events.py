@@ -294,3 +294,33 @@ async def test_the_event_stream_is_in_the_openapi_schema(api: Api) -> None:
     schema = (await api.get("/openapi.json", key=None)).json()
     answer = schema["paths"]["/api/endpoints/events"]["get"]["responses"]["200"]
     assert "text/event-stream" in answer["content"]
+
+
+async def test_head_of_the_event_stream_answers_its_headers_and_joins_no_stream(api: Api) -> None:
+    """HEAD (which Starlette's GET routes take) is the stream's headers and no body: nobody joins."""
+    hub: EventHub = api.app.state.events
+    response = await api.http.request(
+        "HEAD", "/api/endpoints/events", headers={"Authorization": f"Bearer {VIEWER}"}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.content == b"" and hub.connections == 0
+
+
+def test_an_event_of_values_json_has_no_name_for_is_still_one_line_of_json() -> None:
+    """A float that is not finite becomes null and another value its text: JSON.parse reads it."""
+    import datetime
+    import math
+
+    from crazy_gary.web.event_frames import frame
+
+    when = datetime.datetime(2026, 12, 2, tzinfo=datetime.UTC)
+    wire = frame("state", {"cost": math.inf, "ratio": math.nan, "at": when, "items": [1.5, -math.inf]})
+    name, data, end = wire.decode().split("\n", 2)
+    assert name == "event: state" and end == "\n"
+    assert json.loads(data.removeprefix("data: ")) == {
+        "cost": None,
+        "ratio": None,
+        "at": "2026-12-02 00:00:00+00:00",
+        "items": [1.5, None],
+    }

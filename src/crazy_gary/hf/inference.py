@@ -140,6 +140,7 @@ class InferenceClient:
         """Send `body` to `url` (POST unless told); the answer with its headers read, or UpstreamError after the retries
         (both say how many attempts were made)."""
         tried = 1
+        first: Exception | None = None
         try:
             # The first attempt goes without the retry machinery (building it costs more than the
             # rest of the call); when it fails in a way worth retrying, stamina's first attempt
@@ -158,7 +159,7 @@ class InferenceClient:
             ):
                 tried = attempt.num
                 with attempt:
-                    if tried == 1:
+                    if tried == 1 and first is not None:
                         raise first
                     return await self._send(method, url, body, headers, tried)
         except _RetryableStatus as exc:
@@ -168,6 +169,8 @@ class InferenceClient:
             raise UpstreamError(f"{url} did not answer in time.", kind="timeout", attempts=tried) from None
         except aiohttp.ClientError:
             raise UpstreamError(f"{url} could not be reached.", kind="connect", attempts=tried) from None
+        finally:
+            first = None  # its traceback holds this frame (the body, the headers): no cycle left behind
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
 
     async def _send(

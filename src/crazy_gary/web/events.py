@@ -22,18 +22,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 
 from crazy_gary.clock import Clock
 from crazy_gary.core.events import ManagerEvent
 from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.engine import Engine, RequestEvent
 from crazy_gary.web.auth import require
+from crazy_gary.web.event_frames import Frame, frame
 from crazy_gary.web.streams import SSE_HEADERS, ClosingStream
 
 __all__ = ["EventHub", "Frame", "Relay", "document_events", "frame", "router"]
@@ -50,20 +50,6 @@ _REQUESTS_PER_SECOND = 20  # request events sent per second at most; the rest on
 SNAPSHOT_MAX_AGE = 1.0  # seconds a framed snapshot is kept while nothing changes (for the countdowns)
 _PIECE = 65_536  # bytes of a snapshot per write: a slow reader holds at most about this much here
 HEARTBEAT_FRAME = b": heartbeat\n\n"
-
-
-class Frame(NamedTuple):
-    """One event: its name, its data, and the bytes every stream sends for it."""
-
-    name: str
-    data: dict[str, Any]
-    wire: bytes
-
-
-def frame(name: str, data: dict[str, Any], retry: int | None = None) -> bytes:
-    """The SSE bytes of one event (`data` as one line of JSON), as `fastapi.sse` frames them."""
-    retry_line = "" if retry is None else f"retry: {retry}\n"
-    return f"event: {name}\ndata: {json.dumps(data)}\n{retry_line}\n".encode()
 
 
 class Relay(Protocol):
@@ -366,10 +352,12 @@ async def _stream(hub: EventHub, subscriber: _Subscriber) -> AsyncIterator[bytes
         yield wire
 
 
-async def events(request: Request) -> ClosingStream:
+async def events(request: Request) -> Response:
     """Server-Sent Events: a `snapshot`, then `state`, `countdown`, `operation` and `request` events,
     and a `: heartbeat` comment after 15 s without any."""
     await _require_viewer(request)
+    if request.method == "HEAD":  # Starlette's GET routes take HEAD too: its headers, no stream
+        return Response(status_code=200, headers=dict(SSE_HEADERS), media_type="text/event-stream")
     hub: EventHub = request.app.state.events
     subscriber = hub.join()
 
