@@ -34,6 +34,7 @@ from crazy_gary.core.manager import HuggingFaceEndpointManager
 from crazy_gary.engine import Engine, RequestEvent
 from crazy_gary.web.auth import require
 from crazy_gary.web.event_frames import Frame, frame
+from crazy_gary.web.openapi import add_openapi_paths
 from crazy_gary.web.streams import SSE_HEADERS, ClosingStream
 
 __all__ = ["EventHub", "Frame", "Relay", "document_events", "frame", "router"]
@@ -382,12 +383,4 @@ _OPERATION = {
 
 def document_events(app: FastAPI) -> None:
     """Put the event stream into the app's OpenAPI schema, which FastAPI writes only for its own routes."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            build()["paths"]["/api/endpoints/events"] = {"get": _OPERATION}
-        schema: dict[str, Any] = app.openapi_schema or {}
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend it
+    add_openapi_paths(app, {"/api/endpoints/events": {"get": _OPERATION}})

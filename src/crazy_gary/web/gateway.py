@@ -16,6 +16,7 @@ from crazy_gary.inference_requests import API_PATHS, Api
 from crazy_gary.usage.quotas import QuotaExceeded, Quotas, reservation_size
 from crazy_gary.usage.tokens import TokenCount
 from crazy_gary.web.auth import Caller, require
+from crazy_gary.web.openapi import add_openapi_paths
 from crazy_gary.web.streams import answer_headers, note_served, relayed_answer, stream_answer
 
 __all__ = ["ENDPOINT_ADDRESS", "document_gateway", "router"]
@@ -200,12 +201,4 @@ def _openapi_paths() -> dict[str, Any]:
 
 def document_gateway(app: FastAPI) -> None:
     """Put the gateway's routes into the app's OpenAPI schema."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            build()["paths"].update(_openapi_paths())
-        schema: dict[str, Any] = app.openapi_schema or {}
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend it
+    add_openapi_paths(app, _openapi_paths())
